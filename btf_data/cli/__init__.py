@@ -1,0 +1,1 @@
+"""Command-line entry points. Only these modules see hydra's DictConfig."""

@@ -1,0 +1,27 @@
+"""``btf-generate``: render a synthetic material to an HDF5 BTF file (hydra config
+conf/generate.yaml; e.g. ``btf-generate material=bumps resolution=64 directions=small
+out=bumps.h5``)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from btf_data.btf_file import BTFFile
+from btf_data.cli.conf_dir import CONF_DIR
+from btf_data.cli.info import describe
+from btf_data.cli.structured import to_dataclass
+from btf_data.generate import GenerateConfig, generate
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
+def main(cfg: DictConfig) -> None:
+    gen = to_dataclass(GenerateConfig, cfg)
+    path, seconds = generate(gen)
+    with BTFFile(path) as btf:
+        print(describe(btf))
+    print(f"generated in {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

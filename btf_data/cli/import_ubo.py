@@ -1,0 +1,24 @@
+"""``btf-import-ubo path=material.btf out=material.h5``: convert a UBO2014 FMF1 file to the
+HDF5 BTF format in bounded memory (hydra config conf/import_ubo.yaml)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from btf_data.btf_file import BTFFile
+from btf_data.cli.conf_dir import CONF_DIR
+from btf_data.cli.info import describe
+from btf_data.cli.structured import to_dataclass
+from btf_data.import_ubo import ImportConfig, import_ubo
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="import_ubo")
+def main(cfg: DictConfig) -> None:
+    out = import_ubo(to_dataclass(ImportConfig, cfg))
+    with BTFFile(out) as btf:
+        print(describe(btf))
+
+
+if __name__ == "__main__":
+    main()

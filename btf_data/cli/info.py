@@ -1,0 +1,120 @@
+"""``btf-info FILE [--check] [--preview sheet.png]``: a human summary of a BTF file, and
+optionally a preview sheet of a few images across pyramid levels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from btf_data.atomic import atomic_path
+from btf_data.btf_file import BTFFile
+from btf_data.errors import BTFFormatError
+from btf_data.tonemap import to_uint8
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _theta_range(d: np.ndarray) -> str:
+    t = np.degrees(np.arccos(np.clip(d[:, 2], -1, 1)))
+    return f"theta {t.min():.1f}..{t.max():.1f} deg"
+
+
+def describe(btf: BTFFile) -> str:
+    """A multi-line summary: material, resolution, directions, split, levels, size, values."""
+    n_wo, n_wi, h, w = btf.shape
+    a = btf.attrs
+    rad = btf.level(0)
+    maps = "none (measured)"
+    if "svbrdf" in btf._f:
+        maps = ", ".join(sorted(btf._f["svbrdf"]))
+    levels = " ".join(f"{btf.resolution(k)[0]}x{btf.resolution(k)[1]}" for k in range(btf.n_levels))
+    if not btf.has_pyramid:
+        levels += " (no pyramid stored: run btf-pyramid)"
+    uncompressed = rad.size * rad.dtype.itemsize * (4 / 3 if btf.has_pyramid else 1)
+    texel = a.get("texel_size_mm", float("nan"))
+    lines = [
+        f"file        {btf.path}",
+        f"material    {btf.name}  (source: {a.get('source', '?')}, format v{a.get('format_version')})",
+        f"resolution  {h} x {w} texels" + ("" if np.isnan(texel) else f", {texel:.4f} mm/texel"),
+        f"directions  {n_wo} views ({_theta_range(btf.wo_dirs)}) x {n_wi} lights "
+        f"({_theta_range(btf.wi_dirs)}) = {n_wo * n_wi} images",
+        f"split       {int((btf.split == 0).sum())} training pairs, "
+        f"{int((btf.split == 1).sum())} held-out",
+        f"levels      {btf.n_levels}: {levels}; filter {btf.filter}"
+        + (f" (sigma_k = {btf.sigma_scale} * 2^k texels)" if btf.filter == "gaussian" else ""),
+        f"storage     {rad.dtype}, {rad.compression or 'uncompressed'}; "
+        f"{_size(btf.nbytes_on_disk)} on disk ({_size(uncompressed)} uncompressed)",
+        f"values      min {a.get('value_min', float('nan')):.4g}, "
+        f"max {a.get('value_max', float('nan')):.4g}, mean {a.get('value_mean', float('nan')):.4g}",
+        f"svbrdf      {maps}",
+    ]
+    return "\n".join(lines)
+
+
+def preview_pairs(btf: BTFFile, count: int = 4) -> list[tuple[int, int]]:
+    """A few telling (wo, wi) pairs: head-on, grazing light, grazing view, both grazing."""
+    tw = btf.wo_dirs[:, 2]
+    ti = btf.wi_dirs[:, 2]
+    head_o, graze_o = int(np.argmax(tw)), int(np.argmin(tw))
+    head_i, graze_i = int(np.argmax(ti)), int(np.argmin(ti))
+    pairs = [(head_o, head_i), (head_o, graze_i), (graze_o, head_i), (graze_o, graze_i)]
+    return list(dict.fromkeys(pairs))[:count]
+
+
+def write_preview(btf: BTFFile, out: str | Path, max_levels: int = 6) -> Path:
+    """A PNG sheet: one row per preview pair, one column per level (upsampled, nearest)."""
+    from PIL import Image
+
+    h, w = btf.resolution(0)
+    n_lv = min(btf.n_levels if btf.has_pyramid else 1, max_levels)
+    rows = []
+    for i_wo, i_wi in preview_pairs(btf):
+        tiles = []
+        for k in range(n_lv):
+            img = btf.image(i_wo, i_wi, k)
+            img = np.repeat(np.repeat(img, 2**k, axis=0), 2**k, axis=1)
+            tiles.append(to_uint8(img))
+            tiles.append(np.full((h, 2, 3), 255, np.uint8))
+        rows.append(np.concatenate(tiles, axis=1))
+        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
+    sheet = np.concatenate(rows, axis=0)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="btf-info", description=__doc__)
+    p.add_argument("file")
+    p.add_argument("--check", action="store_true", help="check every value for NaN/inf")
+    p.add_argument("--preview", metavar="PNG", help="write a preview sheet (rows: view/light "
+                   "pairs, columns: levels 0..5)")
+    p.add_argument("--json", action="store_true", help="print the attributes as JSON too")
+    args = p.parse_args(argv)
+    try:
+        with BTFFile(args.file, full_check=args.check) as btf:
+            print(describe(btf))
+            if args.json:
+                attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in btf.attrs.items()}
+                print(json.dumps(attrs, indent=2, default=str))
+            if args.preview:
+                print(f"preview     {write_preview(btf, args.preview)}")
+    except BTFFormatError as e:
+        print(f"btf-info: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

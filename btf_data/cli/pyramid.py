@@ -1,0 +1,31 @@
+"""``btf-pyramid FILE [--filter box|gaussian] [--sigma-scale S]``: (re)compute the filtered
+ground-truth pyramid of an existing BTF file, atomically."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from btf_data.btf_file import BTFFile, rewrite_pyramid
+from btf_data.errors import BTFFormatError
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="btf-pyramid", description=__doc__)
+    p.add_argument("file")
+    p.add_argument("--filter", choices=("box", "gaussian"), default="box")
+    p.add_argument("--sigma-scale", type=float, default=0.5,
+                   help="gaussian: sigma_k = S * 2^k level-0 texels (default 0.5)")
+    args = p.parse_args(argv)
+    try:
+        rewrite_pyramid(args.file, args.filter, args.sigma_scale)
+        with BTFFile(args.file) as btf:
+            print(f"{args.file}: {btf.n_levels - 1} pyramid levels, filter {btf.filter}")
+    except BTFFormatError as e:
+        print(f"btf-pyramid: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Training batches (uv, lod, wi, wo) -> RGB drawn from a BTF file's filtered pyramid.
+
+Queries read the pyramid with the project's one trilinear lookup, so a query at a texel centre
+and an integer lod returns that texel's ground truth exactly, and a continuous lod blends the
+two levels around it. The whole pyramid of the chosen pairs is held in memory (on the sampler's
+device) when it fits the memory budget; otherwise each step reads a few images (all their
+levels) from the file and draws the batch from those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from btf_data.btf_file import BTFFile
+from btf_data.lookup import lookup_trilinear
+
+
+@dataclass
+class SamplerConfig:
+    """How batches are drawn (conf/sampler/default.yaml)."""
+
+    batch_size: int = 2**14
+    """Queries per batch."""
+    subset: str = "train"
+    """Which (wo, wi) pairs: ``train``, ``held_out`` or ``all``."""
+    memory_budget_mib: int = 2048
+    """Hold the pyramid in memory when it needs at most this many MiB (float32)."""
+    images_per_step: int = 16
+    """Streaming mode: images (with all their levels) read from the file per batch."""
+    lod: str = "continuous"
+    """``continuous``: lod uniform in [0, L-1]; ``integer``: a uniform level, texel centres."""
+
+
+@dataclass
+class Batch:
+    """One batch of queries and their ground truth, all on the sampler's device."""
+
+    uv: torch.Tensor  # (N, 2) in [0, 1)
+    lod: torch.Tensor  # (N,) in [0, L - 1]
+    wi: torch.Tensor  # (N, 3) unit, z > 0
+    wo: torch.Tensor  # (N, 3) unit, z > 0
+    rgb: torch.Tensor  # (N, 3) BRDF-like linear RGB
+
+
+class PyramidSampler:
+    """Draws :class:`Batch` es from a :class:`BTFFile` with a pyramid."""
+
+    def __init__(
+        self,
+        btf: BTFFile,
+        cfg: SamplerConfig | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.cfg = cfg or SamplerConfig()
+        if self.cfg.lod not in ("continuous", "integer"):
+            raise ValueError(f"sampler lod must be 'continuous' or 'integer', got {self.cfg.lod!r}")
+        if not btf.has_pyramid and btf.n_levels > 1:
+            btf.level(1)  # raises the file's "no pyramid" error
+        self.btf = btf
+        self.device = torch.device(device)
+        self.pairs = btf.pairs(self.cfg.subset)
+        if len(self.pairs) == 0:
+            raise ValueError(f"{btf.path}: no {self.cfg.subset} pairs to sample")
+        self.n_levels = btf.n_levels
+        self.wo = torch.as_tensor(btf.wo_dirs, dtype=torch.float32, device=self.device)
+        self.wi = torch.as_tensor(btf.wi_dirs, dtype=torch.float32, device=self.device)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.in_memory = self.pyramid_bytes() <= self.cfg.memory_budget_mib * 2**20
+        self.levels: list[torch.Tensor] | None = None
+        if self.in_memory:
+            self.levels = [self._load_level(k) for k in range(self.n_levels)]
+
+    def pyramid_bytes(self) -> int:
+        """Bytes the chosen pairs' pyramid takes as float32."""
+        texels = sum(np.prod(self.btf.resolution(k)) for k in range(self.n_levels))
+        return int(len(self.pairs) * texels * 3 * 4)
+
+    def _load_level(self, k: int) -> torch.Tensor:
+        ds = self.btf.level(k)
+        out = np.empty((len(self.pairs), *self.btf.resolution(k), 3), dtype=np.float32)
+        for i_wo in np.unique(self.pairs[:, 0]):
+            rows = np.nonzero(self.pairs[:, 0] == i_wo)[0]
+            out[rows] = ds[int(i_wo)][self.pairs[rows, 1]]
+        return torch.from_numpy(out).to(self.device)
+
+    def _draw(self, n: int, n_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = self.generator
+        index = torch.randint(n_images, (n,), generator=g)
+        if self.cfg.lod == "continuous":
+            lod = torch.rand(n, generator=g) * (self.n_levels - 1)
+            uv = torch.rand(n, 2, generator=g)
+        else:
+            lod = torch.randint(self.n_levels, (n,), generator=g).float()
+            res = (2.0 ** -lod) * self.btf.resolution(0)[0]
+            ij = torch.floor(torch.rand(n, 2, generator=g) * res[:, None])
+            uv = (ij + 0.5) / res[:, None]
+        return index.to(self.device), lod.to(self.device), uv.to(self.device)
+
+    def sample(self, batch_size: int | None = None) -> Batch:
+        """A batch of ``batch_size`` (default cfg.batch_size) queries and their ground truth."""
+        n = batch_size or self.cfg.batch_size
+        if self.in_memory:
+            assert self.levels is not None
+            index, lod, uv = self._draw(n, len(self.pairs))
+            pairs = torch.as_tensor(self.pairs, device=self.device)[index]
+            levels = self.levels
+        else:
+            pick = self.rng.choice(len(self.pairs), size=min(self.cfg.images_per_step, len(self.pairs)),
+                                   replace=False)
+            chosen = self.pairs[np.sort(pick)]
+            levels = [
+                torch.from_numpy(
+                    np.stack([self.btf.image(int(a), int(b), k) for a, b in chosen])
+                ).to(self.device)
+                for k in range(self.n_levels)
+            ]
+            index, lod, uv = self._draw(n, len(chosen))
+            pairs = torch.as_tensor(chosen, device=self.device)[index]
+        rgb = lookup_trilinear(levels, uv, lod, index)
+        return Batch(uv=uv, lod=lod, wi=self.wi[pairs[:, 1]], wo=self.wo[pairs[:, 0]], rgb=rgb)

@@ -1,0 +1,1 @@
+"""NeuMIP: latent mip pyramid, neural offset and decoder (arrives with issue 3)."""

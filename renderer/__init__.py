@@ -1,0 +1,2 @@
+"""Renderer: scenes whose pixels pick their level of detail, and the mipmapping baselines
+(arrives with issue 4)."""

@@ -43,9 +43,14 @@ def smith_lambda(w: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def schlick_fresnel(f0: torch.Tensor, cos_theta: torch.Tensor) -> torch.Tensor:
-    """Schlick's Fresnel: f0 (N, 3), cos_theta (N,). Returns (N, 3)."""
+    """Schlick's Fresnel: f0 (N, 3), cos_theta (N,). Returns (N, 3).
+
+    The grazing value f90 = min(1, 50 f0) is 1 for every real material (f0 >= 0.02) and 0 for
+    f0 = 0, so that specular = 0 turns the lobe off entirely (a pure Lambertian surface).
+    """
     m = (1.0 - cos_theta.clamp(0.0, 1.0)).unsqueeze(-1)
-    return f0 + (1.0 - f0) * m**5
+    f90 = (50.0 * f0).clamp(max=1.0)
+    return f0 + (f90 - f0) * m**5
 
 
 def microfacet_brdf(

@@ -40,6 +40,9 @@ class RenderConfig:
     """Resolution of the per-light shadow map relative to the texels."""
     shadow_bias: float = 0.02
     """A shadow ray is blocked where it passes more than this many texels below the surface."""
+    jitter: bool = True
+    """Jitter samples inside their strata (False: stratum centres, whose mean is the texel
+    centre)."""
     seed: int = 0
     """Seed of the sample jitter."""
 
@@ -77,14 +80,18 @@ class HeightfieldMaterial:
 
 
 def texel_samples(
-    resolution: tuple[int, int], per_axis: int, seed: int, device: torch.device
+    resolution: tuple[int, int], per_axis: int, jitter: bool, seed: int, device: torch.device
 ) -> torch.Tensor:
-    """Stratified jittered sample positions in texel coordinates, (H * W * s * s, 2), ordered
-    texel by texel (row-major), the s * s samples of a texel contiguous."""
+    """Stratified sample positions in texel coordinates, (H * W * s * s, 2), ordered texel by
+    texel (row-major), the s * s samples of a texel contiguous; jittered inside their strata or
+    at the strata centres."""
     h, w = resolution
     g = torch.Generator().manual_seed(seed)
     s = per_axis
-    jitter = torch.rand(h, w, s, s, 2, generator=g)
+    if jitter:
+        jitter = torch.rand(h, w, s, s, 2, generator=g)
+    else:
+        jitter = torch.full((h, w, s, s, 2), 0.5)
     sy, sx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
     iy, ix = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     x = ix[:, :, None, None] + (sx[None, None] + jitter[..., 0]) / s
@@ -227,7 +234,9 @@ def render_btf(
     mat = HeightfieldMaterial(maps, device)
     h, w = mat.resolution
     s2 = cfg.samples_per_axis**2
-    samples = texel_samples(mat.resolution, cfg.samples_per_axis, cfg.seed, mat.device)
+    samples = texel_samples(
+        mat.resolution, cfg.samples_per_axis, cfg.jitter, cfg.seed, mat.device
+    )
     wi_t = torch.as_tensor(np.asarray(wi_dirs), dtype=torch.float32, device=mat.device)
     wo_t = torch.as_tensor(np.asarray(wo_dirs), dtype=torch.float32, device=mat.device)
     shadows = [shadow_map(mat, wi, cfg) for wi in wi_t]

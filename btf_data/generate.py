@@ -59,7 +59,7 @@ class GenerateConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     pyramid: PyramidConfig = field(default_factory=PyramidConfig)
     dtype: str = "float16"
-    compression: str | None = "lzf"
+    compression: str | None = "gzip"
     device: str = "cpu"
     progress: bool = True
 

@@ -32,7 +32,7 @@ class ImportConfig:
     sigma_scale: float = 0.5
     held_out_fraction: float = 0.1
     seed: int = 0
-    compression: str | None = "lzf"
+    compression: str | None = "gzip"
     progress: bool = True
 
 

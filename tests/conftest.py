@@ -1,0 +1,48 @@
+"""Shared helpers: small BTF files made on the spot (tests never download data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from btf_data.btf_file import BTFWriter
+from btf_data.directions import direction_set, split_pairs
+
+
+def write_small_btf(
+    path: Path,
+    images: np.ndarray | None = None,
+    dirs: np.ndarray | None = None,
+    dtype: str = "float32",
+    filter: str = "box",
+    seed: int = 0,
+) -> np.ndarray:
+    """Write a BTF of random (or given) images (n_wo, n_wi, H, W, 3); returns the images."""
+    dirs = direction_set("tiny") if dirs is None else dirs
+    n = len(dirs)
+    if images is None:
+        rng = np.random.default_rng(seed)
+        images = rng.random((n, n, 16, 16, 3)).astype(np.float32)
+    with BTFWriter(
+        path,
+        wo_dirs=dirs,
+        wi_dirs=dirs,
+        resolution=images.shape[2:4],
+        split=split_pairs(images.shape[0], images.shape[1], 0.2, 0),
+        name="random",
+        source="test",
+        filter=filter,
+        dtype=dtype,
+    ) as w:
+        for i in range(images.shape[0]):
+            w.write(i, images[i])
+    return images
+
+
+@pytest.fixture
+def small_btf(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    path = tmp_path / "small.h5"
+    images = write_small_btf(path)
+    return path, images

@@ -1,0 +1,82 @@
+"""Filtered pyramids and the trilinear lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from btf_data.lookup import lookup_bilinear, lookup_trilinear
+from btf_data.pyramid import filtered_pyramid, gaussian_matrix, level_count
+
+
+def test_box_level_k_is_the_mean_of_each_block_and_preserves_the_mean():
+    rng = np.random.default_rng(0)
+    img = rng.random((2, 32, 32, 3)).astype(np.float32) ** 3
+    levels = filtered_pyramid(img, "box")
+    assert [lv.shape[1] for lv in levels] == [16, 8, 4, 2, 1]
+    for k, lv in enumerate(levels, start=1):
+        s = 2**k
+        block = img[:, 5 * s % 32 : 5 * s % 32 + s, 3 * s % 32 : 3 * s % 32 + s].mean(axis=(1, 2))
+        np.testing.assert_allclose(lv[:, (5 * s % 32) // s, (3 * s % 32) // s], block, rtol=1e-6)
+        np.testing.assert_allclose(lv.mean(axis=(1, 2)), img.mean(axis=(1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(levels[-1][:, 0, 0], img.mean(axis=(1, 2)), rtol=1e-6)
+
+
+def test_level_count_halves_while_both_sides_are_even():
+    assert level_count(128, 128) == 8
+    assert level_count(400, 400) == 5  # 400, 200, 100, 50, 25
+    assert level_count(16, 8) == 4
+
+
+def test_gaussian_keeps_constants_and_has_the_documented_sigma():
+    img = np.full((1, 64, 64, 3), 0.7, np.float32)
+    for lv in filtered_pyramid(img, "gaussian"):
+        np.testing.assert_allclose(lv, 0.7, rtol=1e-6)
+    for k in (1, 2, 3):
+        m = gaussian_matrix(256, k, 0.5).numpy()
+        centre = (10 + 0.5) * 2**k - 0.5
+        d = np.arange(256) - centre
+        std = np.sqrt((m[10] * d**2).sum())
+        assert abs(std / (0.5 * 2**k) - 1) < 0.03  # truncation at 3 sigma trims ~1.3%
+        assert abs((m[10] * d).sum()) < 1e-9  # centred on the level-k texel
+
+
+def test_bad_filter_is_refused():
+    with pytest.raises(ValueError, match="unknown pyramid filter"):
+        filtered_pyramid(np.zeros((4, 4, 3)), "median")
+
+
+def test_lookup_is_exact_at_texel_centres_and_integer_lod():
+    g = torch.Generator().manual_seed(0)
+    levels = [torch.rand(2, 8 >> k, 8 >> k, 3, generator=g) for k in range(4)]
+    for k, lv in enumerate(levels):
+        r = lv.shape[1]
+        i, j = torch.meshgrid(torch.arange(r), torch.arange(r), indexing="ij")
+        uv = torch.stack([(j.flatten() + 0.5) / r, (i.flatten() + 0.5) / r], 1)
+        idx = torch.ones(uv.shape[0], dtype=torch.long)
+        got = lookup_trilinear(levels, uv, torch.full((uv.shape[0],), float(k)), idx)
+        torch.testing.assert_close(got, lv[1].reshape(-1, 3), rtol=0, atol=1e-6)
+
+
+def test_lookup_wraps_at_the_border_and_blends_levels_linearly():
+    tex = torch.arange(4.0).reshape(1, 1, 4, 1).expand(1, 4, 4, 1).contiguous()  # value = column
+    at_seam = lookup_bilinear(tex, torch.tensor([[0.0, 0.5], [1.0, 0.5], [-1.0, 0.5]]))
+    torch.testing.assert_close(at_seam[:, 0], torch.tensor([1.5, 1.5, 1.5]))  # (3 + 0) / 2
+    levels = [torch.zeros(1, 4, 4, 1), torch.ones(1, 2, 2, 1), torch.full((1, 1, 1, 1), 5.0)]
+    uv = torch.rand(5, 2)
+    for lod, want in ((0.25, 0.25), (1.0, 1.0), (1.5, 3.0), (7.0, 5.0), (-2.0, 0.0)):
+        got = lookup_trilinear(levels, uv, torch.full((5,), lod))
+        torch.testing.assert_close(got[:, 0], torch.full((5,), want))
+
+
+def test_lookup_is_continuous_across_level_boundaries_and_differentiable():
+    g = torch.Generator().manual_seed(1)
+    levels = [torch.rand(1, 16 >> k, 16 >> k, 2, generator=g, requires_grad=True) for k in range(3)]
+    uv = torch.rand(50, 2, generator=g)
+    eps = 1e-4
+    below = lookup_trilinear(levels, uv, torch.full((50,), 1.0 - eps))
+    above = lookup_trilinear(levels, uv, torch.full((50,), 1.0 + eps))
+    assert (below - above).abs().max() < 1e-3
+    lookup_trilinear(levels, uv, torch.rand(50, generator=g) * 2).sum().backward()
+    assert all(lv.grad is not None and lv.grad.abs().sum() > 0 for lv in levels)

@@ -202,6 +202,9 @@ class UBO2014Reader:
         self.path = Path(path)
         if not self.path.is_file():
             raise UBOFormatError(self.path, "no such file")
+        size = self.path.stat().st_size
+        if size < 9:
+            raise UBOFormatError(self.path, f"truncated: {size} bytes, not even a signature")
         self._buf = np.memmap(self.path, dtype=np.uint8, mode="r")
         self.header = parse_header(self._buf, self.path)
         hd = self.header

@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/btf-generate material=weave out=$(DEMO)/weave.h5
-	$(VENV)/bin/btf-info $(DEMO)/weave.h5 --preview $(DEMO)/weave_preview.png
+	$(VENV)/bin/btf-generate material=weave out=$(DEMO)/weave.h5 preview=$(DEMO)/weave_preview.png
 	@echo "demo: BTF at $(DEMO)/weave.h5, preview sheet at $(DEMO)/weave_preview.png"
 
 test: install

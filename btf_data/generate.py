@@ -62,6 +62,8 @@ class GenerateConfig:
     compression: str | None = "gzip"
     device: str = "cpu"
     progress: bool = True
+    preview: str | None = None
+    """Also write a preview sheet (PNG) here: rows of view/light pairs, columns of levels."""
 
 
 def material_maps(cfg: MaterialConfig, resolution: int) -> SVBRDFMaps:

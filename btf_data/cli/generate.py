@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from btf_data.btf_file import BTFFile
 from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.info import describe
+from btf_data.cli.info import describe, write_preview
 from btf_data.cli.structured import to_dataclass
 from btf_data.generate import GenerateConfig, generate
 
@@ -20,6 +20,8 @@ def main(cfg: DictConfig) -> None:
     path, seconds = generate(gen)
     with BTFFile(path) as btf:
         print(describe(btf))
+        if gen.preview:
+            print(f"preview     {write_preview(btf, gen.preview)}")
     print(f"generated in {seconds:.1f} s")
 
 

@@ -248,6 +248,11 @@ class BTFFile:
             raise ValueError(f"subset must be 'train', 'held_out' or 'all', got {subset!r}")
         return np.argwhere(mask).astype(np.int64)
 
+    @property
+    def svbrdf_names(self) -> list[str]:
+        """Names of the stored SVBRDF maps (empty for a measured material)."""
+        return sorted(self._f["svbrdf"]) if "svbrdf" in self._f else []
+
     def svbrdf(self) -> SVBRDFMaps | None:
         """The SVBRDF maps the material was made from, or None for a measured material."""
         if "svbrdf" not in self._f:

@@ -34,9 +34,7 @@ def describe(btf: BTFFile) -> str:
     n_wo, n_wi, h, w = btf.shape
     a = btf.attrs
     rad = btf.level(0)
-    maps = "none (measured)"
-    if "svbrdf" in btf._f:
-        maps = ", ".join(sorted(btf._f["svbrdf"]))
+    maps = ", ".join(btf.svbrdf_names) or "none (measured)"
     levels = " ".join(f"{btf.resolution(k)[0]}x{btf.resolution(k)[1]}" for k in range(btf.n_levels))
     if not btf.has_pyramid:
         levels += " (no pyramid stored: run btf-pyramid)"

@@ -4,13 +4,63 @@ One lookup serves everything that reads a texture at continuous coordinates: the
 sampler, the synthetic BTF renderer (heights and maps at hit points), the NeuMIP latent pyramid
 and the renderer's materials. Texel (i, j) of a level of resolution (H, W) has its centre at
 uv = ((j + 0.5) / W, (i + 0.5) / H); uv has period 1.
+
+The trilinear lookup packs the levels into one table so that a batch costs a single gather of
+the 8 texels each query needs (and a single scatter in the backward pass), whatever its lods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass
+class PackedLevels:
+    """Levels (B, H_k, W_k, C) flattened into one table; pack once when the levels are reused."""
+
+    table: torch.Tensor  # (sum_k B * H_k * W_k, C)
+    offsets: torch.Tensor  # (L,) int64: first row of each level
+    heights: torch.Tensor  # (L,) int64
+    widths: torch.Tensor  # (L,) int64
+
+    @property
+    def n_levels(self) -> int:
+        return int(self.offsets.numel())
+
+
+def pack_levels(levels: Sequence[torch.Tensor]) -> PackedLevels:
+    """Pack a pyramid of channels-last levels (B, H_k, W_k, C)."""
+    c = levels[0].shape[-1]
+    device = levels[0].device
+    sizes = [lv.numel() // c for lv in levels]
+    offsets = torch.tensor([0] + sizes[:-1], device=device).cumsum(0)
+    return PackedLevels(
+        table=torch.cat([lv.reshape(-1, c) for lv in levels]),
+        offsets=offsets,
+        heights=torch.tensor([lv.shape[1] for lv in levels], device=device),
+        widths=torch.tensor([lv.shape[2] for lv in levels], device=device),
+    )
+
+
+def _corner_weights(uv: torch.Tensor, h: torch.Tensor, w: torch.Tensor):
+    """Integer corners (x0, x1, y0, y1), wrapped, and fractions (tx, ty) of bilinear lookups."""
+    x = uv[:, 0] * w - 0.5
+    y = uv[:, 1] * h - 0.5
+    x0f, y0f = torch.floor(x), torch.floor(y)
+    tx, ty = (x - x0f).unsqueeze(1), (y - y0f).unsqueeze(1)
+    x0 = torch.remainder(x0f.long(), w)
+    y0 = torch.remainder(y0f.long(), h)
+    return x0, torch.remainder(x0 + 1, w), y0, torch.remainder(y0 + 1, h), tx, ty
+
+
+def _blend(t: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    """t: (4, N, C) corners (00, 01, 10, 11) -> (N, C)."""
+    top = t[0] + (t[1] - t[0]) * tx
+    bottom = t[2] + (t[3] - t[2]) * tx
+    return top + (bottom - top) * ty
 
 
 def lookup_bilinear(
@@ -23,54 +73,40 @@ def lookup_bilinear(
     Returns (N, C). Differentiable in ``texture`` and ``uv``.
     """
     b, h, w, c = texture.shape
-    x = uv[:, 0] * w - 0.5
-    y = uv[:, 1] * h - 0.5
-    x0f = torch.floor(x)
-    y0f = torch.floor(y)
-    tx = (x - x0f).unsqueeze(1)
-    ty = (y - y0f).unsqueeze(1)
-    x0 = torch.remainder(x0f.long(), w)
-    y0 = torch.remainder(y0f.long(), h)
-    x1 = torch.remainder(x0 + 1, w)
-    y1 = torch.remainder(y0 + 1, h)
-    base = torch.zeros_like(x0) if index is None else index.long() * (h * w)
-    flat = texture.reshape(b * h * w, c)
-    r0 = base + y0 * w
-    r1 = base + y1 * w
-    t00 = flat[r0 + x0]
-    t01 = flat[r0 + x1]
-    t10 = flat[r1 + x0]
-    t11 = flat[r1 + x1]
-    top = t00 + (t01 - t00) * tx
-    bottom = t10 + (t11 - t10) * tx
-    return top + (bottom - top) * ty
+    x0, x1, y0, y1, tx, ty = _corner_weights(uv, torch.tensor(h), torch.tensor(w))
+    base = 0 if index is None else index.long() * (h * w)
+    rows = torch.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1]) + base
+    return _blend(texture.reshape(b * h * w, c)[rows], tx, ty)
 
 
 def lookup_trilinear(
-    levels: Sequence[torch.Tensor],
+    levels: Sequence[torch.Tensor] | PackedLevels,
     uv: torch.Tensor,
     lod: torch.Tensor,
     index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Trilinear lookup: bilinear inside the two levels around ``lod``, linear between them.
 
-    levels: L tensors (B, H_k, W_k, C), level 0 finest; uv: (N, 2); lod: (N,) continuous,
-    clamped to [0, L - 1]; index: (N,) or None as in :func:`lookup_bilinear`.
-    Returns (N, C). At integer lod and texel centres it returns the texel values exactly.
+    levels: L tensors (B, H_k, W_k, C), level 0 finest, or their :func:`pack_levels`; uv: (N, 2);
+    lod: (N,) continuous, clamped to [0, L - 1]; index: (N,) or None as in
+    :func:`lookup_bilinear`. Returns (N, C). At integer lod and texel centres it returns the
+    texel values exactly.
     """
-    n_levels = len(levels)
+    p = levels if isinstance(levels, PackedLevels) else pack_levels(levels)
+    n_levels = p.n_levels
     lod = lod.clamp(0.0, float(n_levels - 1))
     lo = torch.floor(lod).long().clamp(max=n_levels - 1)
+    hi = (lo + 1).clamp(max=n_levels - 1)
     frac = (lod - lo.to(lod.dtype)).unsqueeze(1)
-    c = levels[0].shape[-1]
-    out = torch.zeros(uv.shape[0], c, dtype=levels[0].dtype, device=uv.device)
-    for k in range(n_levels):
-        # Level k contributes with weight (1 - frac) where lo == k and frac where lo == k - 1.
-        w = torch.where(lo == k, 1.0 - frac[:, 0], torch.where(lo == k - 1, frac[:, 0], 0.0))
-        sel = torch.nonzero(w > 0, as_tuple=True)[0]
-        if sel.numel() == 0:
-            continue
-        idx = None if index is None else index[sel]
-        val = lookup_bilinear(levels[k], uv[sel], idx)
-        out = out.index_add(0, sel, val * w[sel].unsqueeze(1).to(val.dtype))
-    return out
+    level = torch.cat([lo, hi])
+    uv2 = uv.repeat(2, 1)
+    h, w = p.heights[level], p.widths[level]
+    x0, x1, y0, y1, tx, ty = _corner_weights(uv2, h, w)
+    base = p.offsets[level]
+    if index is not None:
+        base = base + index.long().repeat(2) * h * w
+    rows = torch.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1]) + base
+    val = _blend(p.table[rows], tx, ty)
+    n = uv.shape[0]
+    v_lo, v_hi = val[:n], val[n:]
+    return v_lo + (v_hi - v_lo) * frac

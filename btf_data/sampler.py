@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from btf_data.btf_file import BTFFile
-from btf_data.lookup import lookup_trilinear
+from btf_data.lookup import PackedLevels, lookup_trilinear, pack_levels
 
 
 @dataclass
@@ -31,7 +31,10 @@ class SamplerConfig:
     images_per_step: int = 16
     """Streaming mode: images (with all their levels) read from the file per batch."""
     lod: str = "continuous"
-    """``continuous``: lod uniform in [0, L-1]; ``integer``: a uniform level, texel centres."""
+    """``continuous``: lod uniform in [0, max_lod]; ``integer``: a uniform level in
+    0..floor(max_lod), at texel centres."""
+    max_lod: float | None = None
+    """Highest lod drawn (None: the file's coarsest level, L - 1)."""
 
 
 @dataclass
@@ -66,14 +69,16 @@ class PyramidSampler:
         if len(self.pairs) == 0:
             raise ValueError(f"{btf.path}: no {self.cfg.subset} pairs to sample")
         self.n_levels = btf.n_levels
+        self.max_lod = float(self.n_levels - 1 if self.cfg.max_lod is None
+                             else min(self.cfg.max_lod, self.n_levels - 1))
         self.wo = torch.as_tensor(btf.wo_dirs, dtype=torch.float32, device=self.device)
         self.wi = torch.as_tensor(btf.wi_dirs, dtype=torch.float32, device=self.device)
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.in_memory = self.pyramid_bytes() <= self.cfg.memory_budget_mib * 2**20
-        self.levels: list[torch.Tensor] | None = None
+        self.levels: PackedLevels | None = None
         if self.in_memory:
-            self.levels = [self._load_level(k) for k in range(self.n_levels)]
+            self.levels = pack_levels([self._load_level(k) for k in range(self.n_levels)])
 
     def pyramid_bytes(self) -> int:
         """Bytes the chosen pairs' pyramid takes as float32."""
@@ -92,10 +97,10 @@ class PyramidSampler:
         g = self.generator
         index = torch.randint(n_images, (n,), generator=g)
         if self.cfg.lod == "continuous":
-            lod = torch.rand(n, generator=g) * (self.n_levels - 1)
+            lod = torch.rand(n, generator=g) * self.max_lod
             uv = torch.rand(n, 2, generator=g)
         else:
-            lod = torch.randint(self.n_levels, (n,), generator=g).float()
+            lod = torch.randint(int(self.max_lod) + 1, (n,), generator=g).float()
             res = (2.0 ** -lod) * self.btf.resolution(0)[0]
             ij = torch.floor(torch.rand(n, 2, generator=g) * res[:, None])
             uv = (ij + 0.5) / res[:, None]

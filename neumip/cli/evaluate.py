@@ -1,0 +1,45 @@
+"""``neumip-eval CHECKPOINT [--data FILE] [--levels 6] [--subset held_out] [--device cpu]``:
+per-level PSNR of a trained material on the held-out direction pairs; writes eval.md,
+eval.json and eval_psnr.png next to the checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from btf_data.btf_file import BTFFile
+from btf_data.errors import BTFFormatError
+from neumip.checkpoint import CheckpointError
+from neumip.evaluate import evaluate_levels, scores_markdown, write_report
+from neumip.model import NeuMIP
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="neumip-eval", description=__doc__)
+    p.add_argument("checkpoint")
+    p.add_argument("--data", help="BTF file (default: the one the checkpoint was trained on)")
+    p.add_argument("--levels", type=int, default=6)
+    p.add_argument("--subset", default="held_out", choices=("held_out", "train", "all"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "tcnn"))
+    args = p.parse_args(argv)
+    try:
+        model = NeuMIP.load(args.checkpoint, args.device, args.backend)
+        data = args.data or model.metadata.get("path")
+        if not data:
+            raise CheckpointError(args.checkpoint, "names no data file; pass --data")
+        with BTFFile(data) as btf:
+            scores = evaluate_levels(model, btf, args.levels, args.subset, args.device)
+            title = f"{btf.name}: {Path(args.checkpoint).name}, {args.subset} pairs"
+    except (CheckpointError, BTFFormatError) as e:
+        print(f"neumip-eval: {e}", file=sys.stderr)
+        return 2
+    paths = write_report(scores, Path(args.checkpoint).parent, title)
+    print(scores_markdown(scores, title))
+    print(f"report      {paths['md']}, {paths['png']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

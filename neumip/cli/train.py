@@ -1,0 +1,30 @@
+"""``neumip-train`` (hydra config conf/train.yaml): train NeuMIP on a BTF file, evaluate it and
+write the report next to the checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from btf_data.cli.conf_dir import CONF_DIR
+from btf_data.cli.structured import to_dataclass
+from neumip.config import TrainConfig
+from neumip.train import Trainer
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    logging.getLogger("neumip").setLevel(logging.INFO)
+    train_cfg = to_dataclass(TrainConfig, cfg)
+    try:
+        path = Trainer(train_cfg).fit()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    print(f"checkpoint  {path}\nreport      {path.parent / 'eval.md'}, {path.parent / 'eval_psnr.png'}")
+
+
+if __name__ == "__main__":
+    main()

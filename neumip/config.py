@@ -1,0 +1,114 @@
+"""Typed configuration of the NeuMIP model, its training and its evaluation. The hydra files in
+conf/ mirror these dataclasses; only the entry points in neumip/cli see DictConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from btf_data.generate import GenerateConfig
+
+
+@dataclass
+class ModelConfig:
+    """NeuMIP's architecture (DESIGN.md section 4); defaults are the paper's."""
+
+    latent_channels: int = 7
+    """Channels of every latent pyramid level."""
+    levels: int | None = None
+    """Latent levels: None = full pyramid (data resolution down to 2 x 2); 1 = single-level
+    ablation."""
+    use_offset: bool = True
+    """The neural offset (learned parallax); False = the no-offset ablation."""
+    offset_channels: int = 7
+    offset_width: int = 32
+    """Hidden width of the offset MLP (the paper's 25 is not a FullyFusedMLP width; 32 is the
+    smallest one above it)."""
+    offset_layers: int = 3
+    decoder_width: int = 32
+    decoder_layers: int = 3
+    backend: str = "auto"
+    """MLP backend: auto (tcnn when available), torch or tcnn."""
+    depth_scale: float = 0.1
+    """Offset depth r = depth_scale * MLP output (uv units)."""
+    min_cos: float = 0.6
+    """The uv shift divides by max(wo.z, min_cos)."""
+    init_std: float = 0.1
+    """Latent initialisation N(0, init_std^2)."""
+
+
+@dataclass
+class DataConfig:
+    """The material to learn: an HDF5 BTF file, generated first when it is missing."""
+
+    name: str = "weave"
+    path: str = "outputs/data/${data.name}.h5"
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    """How to make the file when it does not exist (material, resolution, directions)."""
+    memory_budget_mib: int = 2048
+    """Hold the training pyramid in memory up to this size, else stream images."""
+    images_per_step: int = 16
+    """Streaming mode: images read per step."""
+
+
+@dataclass
+class OptimConfig:
+    """Adam, as the paper."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+
+
+@dataclass
+class ScheduleConfig:
+    """Steps, batches and the paper's schedule of latent blur and offset freezing."""
+
+    steps: int = 30000
+    batch_size: int = 2**20
+    blur_start: float = 8.0
+    """Latent blur sigma at step 0, in level-0 texels."""
+    blur_halving: float = 3333.0
+    """Steps over which the blur sigma halves (8 -> 1 texel by 10k steps)."""
+    blur_min: float = 0.0
+    """The blur never goes below this sigma (0: it fades out)."""
+    offset_freeze: int = 10000
+    """The offset texture stops learning at this step."""
+    l1_weight: float = 0.1
+    """Loss = MSE(log1p(y_hat), log1p(y)) + l1_weight * L1(y_hat, y)."""
+
+
+@dataclass
+class LoggerConfig:
+    """wandb logging: offline unless the user opts in."""
+
+    mode: str | None = None
+    """online, offline or disabled; None = $WANDB_MODE, else offline."""
+    project: str = "neumip"
+    name: str | None = None
+    log_every: int = 50
+    """Steps between loss logs (and progress-bar updates)."""
+    eval_every: int = 1000
+    """Steps between held-out evaluations (per-level PSNR and image sheets); 0 = only at the end."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``neumip-train`` needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    device: str = "cpu"
+    seed: int = 0
+    out_dir: str = "outputs/train/${data.name}"
+    ckpt_every: int = 1000
+    """Steps between checkpoints (one is also written at the end and on Ctrl-C)."""
+    resume: bool = False
+    """Continue from out_dir/checkpoints/last.safetensors."""
+    eval_levels: int = 6
+    """Evaluate levels 0..eval_levels - 1."""
+    progress: bool = True
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""

@@ -1,0 +1,136 @@
+"""Held-out evaluation: per-level PSNR of tone-mapped values (x / (1 + x), then sRGB) against the
+level's ground truth, with a markdown table and a plot saved next to the checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from btf_data.atomic import atomic_path
+from btf_data.btf_file import BTFFile
+from btf_data.tonemap import to_uint8, tonemap
+from neumip.model import NeuMIP
+
+
+def texel_centres(resolution: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """uv (H * W, 2) of every texel centre, row-major."""
+    h, w = resolution
+    i, j = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    return torch.stack([(j.flatten() + 0.5) / w, (i.flatten() + 0.5) / h], dim=1).float()
+
+
+@torch.no_grad()
+def predict_image(model: NeuMIP, resolution: tuple[int, int], wi: np.ndarray, wo: np.ndarray,
+                  lod: float, device: torch.device, chunk: int = 2**18) -> np.ndarray:
+    """The model's image (H, W, 3) at texel centres for one (wi, wo) pair at ``lod``."""
+    uv = texel_centres(resolution, device)
+    n = uv.shape[0]
+    out = []
+    wi_t = torch.as_tensor(wi, dtype=torch.float32, device=device).expand(n, 3)
+    wo_t = torch.as_tensor(wo, dtype=torch.float32, device=device).expand(n, 3)
+    lod_t = torch.full((n,), float(lod), device=device)
+    for s in range(0, n, chunk):
+        e = s + chunk
+        out.append(model(uv[s:e], wi_t[s:e], wo_t[s:e], lod_t[s:e], check=False))
+    return torch.cat(out).reshape(*resolution, 3).cpu().numpy()
+
+
+def psnr(mse: float) -> float:
+    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
+
+
+@dataclass
+class LevelScore:
+    level: int
+    resolution: int
+    psnr: float
+    """PSNR (dB) of tone-mapped values, from the MSE over all held-out images of the level."""
+    mse_tonemapped: float
+    mse_linear: float
+
+
+@torch.no_grad()
+def evaluate_levels(model: NeuMIP, btf: BTFFile, levels: int = 6, subset: str = "held_out",
+                    device: str | torch.device = "cpu", max_pairs: int | None = None) -> list[LevelScore]:
+    """Per-level scores on the ``subset`` pairs (all of them, or the first max_pairs)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    pairs = btf.pairs(subset)[:max_pairs]
+    scores = []
+    for k in range(min(levels, btf.n_levels)):
+        res = btf.resolution(k)
+        se_t = se_l = 0.0
+        count = 0
+        for i_wo, i_wi in pairs:
+            gt = btf.image(int(i_wo), int(i_wi), k)
+            pred = predict_image(model, res, btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k, device)
+            se_t += float(((tonemap(pred) - tonemap(gt)) ** 2).sum())
+            se_l += float(((pred - gt) ** 2).sum())
+            count += gt.size
+        mse_t, mse_l = se_t / count, se_l / count
+        scores.append(LevelScore(k, res[0], psnr(mse_t), mse_t, mse_l))
+    model.train(was_training)
+    return scores
+
+
+def scores_markdown(scores: list[LevelScore], title: str) -> str:
+    lines = [f"### {title}", "", "| level | resolution | PSNR (dB) | MSE tone-mapped | MSE linear |",
+             "|---|---|---|---|---|"]
+    for s in scores:
+        lines.append(f"| {s.level} | {s.resolution} | {s.psnr:.2f} | {s.mse_tonemapped:.3e} | "
+                     f"{s.mse_linear:.3e} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(scores: list[LevelScore], out_dir: str | Path, title: str) -> dict[str, Path]:
+    """eval.md, eval.json and eval_psnr.png in out_dir (each written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = {"md": out_dir / "eval.md", "json": out_dir / "eval.json", "png": out_dir / "eval_psnr.png"}
+    with atomic_path(paths["md"]) as tmp:
+        tmp.write_text(scores_markdown(scores, title))
+    with atomic_path(paths["json"]) as tmp:
+        tmp.write_text(json.dumps([s.__dict__ for s in scores], indent=2))
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.plot([s.level for s in scores], [s.psnr for s in scores], "o-")
+    ax.set_xlabel("level (0 = finest)")
+    ax.set_ylabel("PSNR, tone-mapped (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(paths["png"]) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return paths
+
+
+@torch.no_grad()
+def comparison_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int,
+                     device: str | torch.device = "cpu") -> np.ndarray:
+    """uint8 sheet: top row ground truth, bottom row the model, one column per level (each
+    upsampled to level-0 size, nearest)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    h, w = btf.resolution(0)
+    top, bottom = [], []
+    for k in range(min(levels, btf.n_levels)):
+        gt = btf.image(i_wo, i_wi, k)
+        pred = predict_image(model, btf.resolution(k), btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k, device)
+        for row, img in ((top, gt), (bottom, pred)):
+            row.append(to_uint8(np.repeat(np.repeat(img, 2**k, 0), 2**k, 1)))
+            row.append(np.full((h, 2, 3), 255, np.uint8))
+    model.train(was_training)
+    top_row, bottom_row = np.concatenate(top, 1), np.concatenate(bottom, 1)
+    gap = np.full((2, top_row.shape[1], 3), 255, np.uint8)
+    return np.concatenate([top_row, gap, bottom_row], 0)

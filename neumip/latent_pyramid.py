@@ -1,0 +1,49 @@
+"""NeuMIP's latent mip pyramid: a trainable feature texture at every level, read trilinearly."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from btf_data.lookup import lookup_trilinear
+from neumip.blur import blur_wrapped
+
+
+def latent_level_count(resolution: int) -> int:
+    """Levels from ``resolution`` down to 2 x 2: log2(resolution)."""
+    if resolution < 2 or resolution & (resolution - 1):
+        raise ValueError(f"latent resolution must be a power of two >= 2, got {resolution}")
+    return int(math.log2(resolution))
+
+
+class LatentPyramid(nn.Module):
+    """Per-level latent textures (1, R / 2^k, R / 2^k, C), channels last, initialised N(0, 0.1^2).
+
+    ``n_levels`` None gives the full pyramid (finest at R, coarsest 2 x 2); 1 gives the
+    single-level ablation (every lod reads level 0).
+    """
+
+    def __init__(self, resolution: int, channels: int, n_levels: int | None = None,
+                 init_std: float = 0.1) -> None:
+        super().__init__()
+        full = latent_level_count(resolution)
+        n = full if n_levels is None else n_levels
+        if not 1 <= n <= full:
+            raise ValueError(f"n_levels must be in 1..{full} for resolution {resolution}, got {n}")
+        self.resolution, self.channels = resolution, channels
+        self.levels = nn.ParameterList(
+            nn.Parameter(torch.randn(1, resolution >> k, resolution >> k, channels) * init_std)
+            for k in range(n)
+        )
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    def forward(self, uv: torch.Tensor, lod: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
+        """uv (N, 2), lod (N,) continuous -> latents (N, C). Level k is blurred by
+        blur_sigma / 2^k of its own texels (blur_sigma in level-0 texels)."""
+        levels = [blur_wrapped(t, blur_sigma / 2**k) for k, t in enumerate(self.levels)]
+        return lookup_trilinear(levels, uv, lod)

@@ -1,0 +1,154 @@
+"""The MLP backends of NeuMIP's decoder and offset network. This is the only module that
+imports ``tinycudann``.
+
+Both backends hold the same parameters in tiny-cuda-nn's flat layout, so a checkpoint moves
+between them unchanged:
+- bias-free linear layers in order (input, hidden..., output), ReLU between them;
+- each weight matrix row-major ``[out, in]``;
+- the input padded to a multiple of 16 with the constant 1 (the padded columns of the first
+  matrix act as a bias); the output padded to a multiple of 16 (extra rows unused).
+
+``torch`` is the reference and runs everywhere; ``tcnn`` (FullyFusedMLP, half precision) needs
+CUDA and tiny-cuda-nn; ``auto`` picks tcnn when it imports and CUDA is present, else torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "torch", "tcnn"]
+TCNN_WIDTHS = (16, 32, 64, 128)
+
+
+def _pad16(n: int) -> int:
+    return ((n + 15) // 16) * 16
+
+
+def flat_param_count(n_in: int, n_out: int, width: int, hidden_layers: int) -> int:
+    """tiny-cuda-nn's parameter count of a FullyFusedMLP: padded input x width, (hidden - 1)
+    width x width blocks, width x padded output."""
+    return _pad16(n_in) * width + (hidden_layers - 1) * width * width + width * _pad16(n_out)
+
+
+def tcnn_available() -> tuple[bool, str]:
+    """(available, reason): whether tinycudann imports and CUDA is present."""
+    if not torch.cuda.is_available():
+        return False, "CUDA is not available"
+    try:
+        import tinycudann  # noqa: F401
+    except (ImportError, OSError) as e:  # tinycudann raises OSError without CUDA libraries
+        return False, f"tinycudann does not import ({type(e).__name__}: {e})"
+    return True, "tinycudann imports and CUDA is present"
+
+
+def resolve_backend(backend: str) -> str:
+    """'auto' -> 'tcnn' or 'torch' (logged); 'tcnn' where it is missing is an error."""
+    if backend not in ("auto", "torch", "tcnn"):
+        raise ValueError(f"MLP backend must be 'auto', 'torch' or 'tcnn', got {backend!r}")
+    ok, reason = tcnn_available()
+    if backend == "tcnn" and not ok:
+        raise RuntimeError(f"MLP backend 'tcnn' was asked for but {reason}; use backend=torch")
+    if backend == "auto":
+        backend = "tcnn" if ok else "torch"
+        log.info("MLP backend auto -> %s (%s)", backend, reason)
+    return backend
+
+
+class FlatMLP(nn.Module):
+    """Common part: one flat parameter vector in tiny-cuda-nn's layout, and the shapes."""
+
+    def __init__(self, n_in: int, n_out: int, width: int, hidden_layers: int) -> None:
+        super().__init__()
+        if hidden_layers < 1:
+            raise ValueError(f"hidden_layers must be >= 1, got {hidden_layers}")
+        self.n_in, self.n_out, self.width, self.hidden_layers = n_in, n_out, width, hidden_layers
+        self.in_pad, self.out_pad = _pad16(n_in), _pad16(n_out)
+        shapes = [(width, self.in_pad)] + [(width, width)] * (hidden_layers - 1)
+        shapes.append((self.out_pad, width))
+        self.shapes = shapes
+        self.params = nn.Parameter(torch.empty(flat_param_count(n_in, n_out, width, hidden_layers)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform matrices (tiny-cuda-nn's default initialisation)."""
+        with torch.no_grad():
+            for w in self.matrices():
+                bound = math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
+                w.uniform_(-bound, bound)
+
+    def matrices(self) -> list[torch.Tensor]:
+        """Views [out, in] of the flat vector, in layer order."""
+        out, start = [], 0
+        for rows, cols in self.shapes:
+            out.append(self.params[start : start + rows * cols].view(rows, cols))
+            start += rows * cols
+        return out
+
+    def zero_output_layer(self) -> None:
+        """Make the network output exactly 0 (used so that the neural offset starts at zero)."""
+        with torch.no_grad():
+            self.matrices()[-1].zero_()
+
+
+class TorchMLP(FlatMLP):
+    """Pure-PyTorch MLP with tiny-cuda-nn's parameter layout (the reference backend)."""
+
+    backend = "torch"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, n_in) -> (N, n_out) float32."""
+        if self.in_pad > self.n_in:
+            x = torch.cat([x, x.new_ones(x.shape[0], self.in_pad - self.n_in)], dim=1)
+        mats = self.matrices()
+        h = x
+        for w in mats[:-1]:
+            h = torch.relu(h @ w.t())
+        return (h @ mats[-1].t())[:, : self.n_out]
+
+
+class TcnnMLP(FlatMLP):
+    """tiny-cuda-nn FullyFusedMLP (half precision) over the same flat parameters."""
+
+    backend = "tcnn"
+
+    def __init__(self, n_in: int, n_out: int, width: int, hidden_layers: int) -> None:
+        if width not in TCNN_WIDTHS:
+            raise ValueError(f"tcnn FullyFusedMLP needs width in {TCNN_WIDTHS}, got {width}")
+        super().__init__(n_in, n_out, width, hidden_layers)
+        import tinycudann as tcnn
+
+        self.net = tcnn.Network(
+            n_input_dims=n_in,
+            n_output_dims=n_out,
+            network_config={
+                "otype": "FullyFusedMLP",
+                "activation": "ReLU",
+                "output_activation": "None",
+                "n_neurons": width,
+                "n_hidden_layers": hidden_layers,
+            },
+        )
+        if self.net.params.numel() != self.params.numel():
+            raise RuntimeError(
+                f"tiny-cuda-nn has {self.net.params.numel()} parameters, the flat layout "
+                f"{self.params.numel()}: layouts disagree"
+            )
+        # One set of parameters: the tcnn module reads ours.
+        del self.net.params
+        self.net.params = self.params
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.contiguous()).float()
+
+
+def make_mlp(n_in: int, n_out: int, width: int, hidden_layers: int, backend: str = "auto") -> FlatMLP:
+    """An MLP n_in -> [width] x hidden_layers -> n_out on the resolved backend."""
+    cls = TcnnMLP if resolve_backend(backend) == "tcnn" else TorchMLP
+    return cls(n_in, n_out, width, hidden_layers)

@@ -1,0 +1,119 @@
+"""NeuMIP: latent mip pyramid + neural offset + decoder MLP, queried as
+``model(uv, wi, wo, lod) -> rgb`` on batches (Kuznetsov et al. 2021).
+
+Inputs: uv (N, 2) (period 1); wi, wo (N, 3) unit vectors in the tangent frame with z > 0; lod
+(N,) continuous level (0 = finest). Output: (N, 3) BRDF-like linear RGB, as the BTF files hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from neumip.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from neumip.config import ModelConfig
+from neumip.latent_pyramid import LatentPyramid
+from neumip.mlp_backends import make_mlp, resolve_backend
+from neumip.neural_offset import NeuralOffset
+
+#: YUV -> RGB (the paper's decoder predicts log-radiance in YUV).
+_YUV_TO_RGB = torch.tensor(
+    [[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]]
+)
+_UNIT_TOL = 1e-3
+
+
+class NeuMIP(nn.Module):
+    """The neural material. Output parameterisation as the paper: the decoder predicts a YUV
+    triplet t, and rgb = exp(YUV->RGB(t)) - 1 (log-space, so highlights and shadows train
+    equally); evaluation mode clamps rgb to >= 0."""
+
+    def __init__(self, cfg: ModelConfig, resolution: int, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.resolution = resolution
+        self.metadata = dict(metadata or {})
+        backend = resolve_backend(cfg.backend)
+        self.pyramid = LatentPyramid(resolution, cfg.latent_channels, cfg.levels, cfg.init_std)
+        self.offset = (
+            NeuralOffset(resolution, cfg.offset_channels, cfg.offset_width, cfg.offset_layers,
+                         backend, cfg.depth_scale, cfg.min_cos)
+            if cfg.use_offset else None
+        )
+        self.decoder = make_mlp(cfg.latent_channels + 4, 3, cfg.decoder_width, cfg.decoder_layers,
+                                backend)
+        self.register_buffer("blur_sigma", torch.zeros(()))
+        self.register_buffer("yuv_to_rgb", _YUV_TO_RGB.clone())
+
+    @property
+    def backend(self) -> str:
+        return self.decoder.backend
+
+    @property
+    def n_levels(self) -> int:
+        return self.pyramid.n_levels
+
+    def check_inputs(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, lod: torch.Tensor) -> None:
+        """Refuse wrong shapes, NaNs, non-unit directions and directions below the horizon."""
+        n = uv.shape[0] if uv.ndim == 2 else -1
+        for name, t, shape in (("uv", uv, (n, 2)), ("wi", wi, (n, 3)), ("wo", wo, (n, 3)),
+                               ("lod", lod, (n,))):
+            if tuple(t.shape) != shape or n < 0:
+                raise ValueError(f"NeuMIP query: {name} has shape {tuple(t.shape)}, expected "
+                                 f"{shape} (uv (N, 2), wi (N, 3), wo (N, 3), lod (N,))")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"NeuMIP query: {name} has NaN or infinite values")
+        for name, d in (("wi", wi), ("wo", wo)):
+            if (d[:, 2] <= 0).any():
+                i = int(torch.nonzero(d[:, 2] <= 0)[0])
+                raise ValueError(f"NeuMIP query: {name}[{i}] = {d[i].tolist()} is below the horizon")
+            bad = (d.norm(dim=1) - 1).abs() > _UNIT_TOL
+            if bad.any():
+                i = int(torch.nonzero(bad)[0])
+                raise ValueError(f"NeuMIP query: {name}[{i}] is not a unit vector "
+                                 f"(length {float(d[i].norm()):.4f})")
+
+    def forward(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, lod: torch.Tensor,
+                check: bool = True) -> torch.Tensor:
+        """rgb (N, 3) for queries uv (N, 2), wi (N, 3), wo (N, 3), lod (N,)."""
+        if check:
+            self.check_inputs(uv, wi, wo, lod)
+        sigma = float(self.blur_sigma)
+        if self.offset is not None:
+            uv = self.offset(uv, wo, sigma)
+        latent = self.pyramid(uv, lod, sigma)
+        t = self.decoder(torch.cat([latent, wi[:, :2], wo[:, :2]], dim=1))
+        rgb = torch.expm1(t @ self.yuv_to_rgb.t())
+        return rgb if self.training else rgb.clamp_min(0.0)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {"model": asdict(self.cfg), "resolution": self.resolution, "data": self.metadata,
+                "backend": self.backend}
+
+    def save(self, path: str | Path, extra_tensors: dict[str, torch.Tensor] | None = None,
+             extra_meta: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint: weights as ``model.*`` tensors, config and data metadata as JSON."""
+        tensors = {f"model.{k}": v for k, v in self.state_dict().items()}
+        tensors.update(extra_tensors or {})
+        return save_checkpoint(path, tensors, {**self.checkpoint_meta(), **(extra_meta or {})})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", backend: str = "auto") -> NeuMIP:
+        """Load a checkpoint without hydra, on any device (a GPU-trained checkpoint loads on the
+        CPU with the torch backend: both share the parameter layout)."""
+        tensors, meta = read_checkpoint(path, "cpu")
+        if "model" not in meta or "resolution" not in meta:
+            raise CheckpointError(path, "metadata lacks 'model' or 'resolution'")
+        cfg = ModelConfig(**{**meta["model"], "backend": backend})
+        model = cls(cfg, int(meta["resolution"]), meta.get("data"))
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(path, f"weights do not fit the configured model ({e})") from None
+        return model.to(device).eval()

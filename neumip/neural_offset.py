@@ -1,0 +1,39 @@
+"""NeuMIP's neural offset: a latent texture and a small MLP that predict, per texel and view
+direction, how far the visible point lies below the reference plane, and shift uv along the view
+direction accordingly (learned parallax)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from btf_data.lookup import lookup_bilinear
+from neumip.blur import blur_wrapped
+from neumip.mlp_backends import make_mlp
+
+
+class NeuralOffset(nn.Module):
+    """Offset texture (1, R, R, C) initialised to zero, and an MLP (C + 2 -> width x layers -> 1).
+
+    depth r = depth_scale * MLP(latent(uv), wo.xy); the pyramid is read at
+    uv + r * wo.xy / max(wo.z, min_cos). The MLP's output layer starts at zero, so the offset is
+    exactly zero at initialisation (the model starts without parallax).
+    """
+
+    def __init__(self, resolution: int, channels: int, width: int, hidden_layers: int,
+                 backend: str, depth_scale: float = 0.1, min_cos: float = 0.6) -> None:
+        super().__init__()
+        self.texture = nn.Parameter(torch.zeros(1, resolution, resolution, channels))
+        self.mlp = make_mlp(channels + 2, 1, width, hidden_layers, backend)
+        self.mlp.zero_output_layer()
+        self.depth_scale, self.min_cos = depth_scale, min_cos
+
+    def depth(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
+        """Depth r (N,) in uv units for uv (N, 2) and wo (N, 3)."""
+        latent = lookup_bilinear(blur_wrapped(self.texture, blur_sigma), uv)
+        return self.depth_scale * self.mlp(torch.cat([latent, wo[:, :2]], dim=1))[:, 0]
+
+    def forward(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
+        """Shifted uv (N, 2)."""
+        r = self.depth(uv, wo, blur_sigma)
+        return uv + r[:, None] * wo[:, :2] / wo[:, 2:3].clamp_min(self.min_cos)

@@ -1,0 +1,228 @@
+"""NeuMIP training: the paper's loss and schedule on batches drawn from a BTF pyramid, with
+wandb logging, atomic checkpoints, bit-identical resume on the CPU, and a checkpoint on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from btf_data.btf_file import BTFFile
+from btf_data.generate import generate
+from btf_data.sampler import PyramidSampler, SamplerConfig
+from neumip.checkpoint import CheckpointError, read_checkpoint
+from neumip.config import ScheduleConfig, TrainConfig
+from neumip.evaluate import comparison_sheet, evaluate_levels, scores_markdown, write_report
+from neumip.latent_pyramid import latent_level_count
+from neumip.model import NeuMIP
+
+log = logging.getLogger(__name__)
+
+
+def neumip_loss(pred: torch.Tensor, target: torch.Tensor, l1_weight: float) -> torch.Tensor:
+    """MSE of log1p values (predictions clamped at -0.1 first, as the paper) + l1_weight * L1."""
+    mse = torch.mean((torch.log1p(pred.clamp_min(-0.1)) - torch.log1p(target)) ** 2)
+    return mse + l1_weight * torch.mean(torch.abs(pred - target))
+
+
+def blur_sigma(step: int, s: ScheduleConfig) -> float:
+    """Latent blur (level-0 texels): blur_start halving every blur_halving steps, >= blur_min."""
+    return max(s.blur_start * 2.0 ** (-step / s.blur_halving), s.blur_min)
+
+
+def ensure_data(cfg: TrainConfig) -> Path:
+    """The training file; generated from cfg.data.generate when it does not exist yet."""
+    path = Path(cfg.data.path)
+    if not path.exists():
+        log.info("%s does not exist: generating it", path)
+        gen = cfg.data.generate
+        gen.out = str(path)
+        gen.progress = cfg.progress
+        generate(gen)
+    return path
+
+
+def resolve_wandb_mode(mode: str | None) -> str:
+    mode = mode or os.environ.get("WANDB_MODE") or "offline"
+    if mode not in ("online", "offline", "disabled"):
+        raise ValueError(f"logger.mode must be online, offline or disabled, got {mode!r}")
+    return mode
+
+
+class Trainer:
+    """Owns the model, optimiser, sampler and logger of one run."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = torch.device(cfg.device)
+        self.out_dir = Path(cfg.out_dir)
+        self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
+        torch.manual_seed(cfg.seed)
+        self.btf = BTFFile(ensure_data(cfg))
+        h, w = self.btf.resolution(0)
+        if h != w:
+            raise ValueError(f"{self.btf.path}: NeuMIP needs square textures, got {h} x {w}")
+        meta = {"name": self.btf.name, "path": str(self.btf.path), "resolution": h,
+                "n_levels": self.btf.n_levels, "filter": self.btf.filter}
+        self.model = NeuMIP(cfg.model, h, meta).to(self.device)
+        log.info("NeuMIP on %s, MLP backend %s, %d parameters", self.device, self.model.backend,
+                 sum(p.numel() for p in self.model.parameters()))
+        o = cfg.optim
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
+        # Lods the full latent pyramid covers (it stops at 2 x 2); the ablations train on the same.
+        max_lod = min(self.btf.n_levels, latent_level_count(h)) - 1
+        scfg = SamplerConfig(batch_size=cfg.schedule.batch_size, subset="train",
+                             memory_budget_mib=cfg.data.memory_budget_mib,
+                             images_per_step=cfg.data.images_per_step, max_lod=float(max_lod))
+        self.sampler = PyramidSampler(self.btf, scfg, self.device, seed=cfg.seed)
+        self.step = 0
+        self.run = None
+        if cfg.resume:
+            self._resume()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors: dict[str, torch.Tensor] = {}
+        opt = self.optimizer.state_dict()
+        scalars: dict[str, Any] = {}
+        for idx, st in opt["state"].items():
+            for key, val in st.items():
+                if torch.is_tensor(val):
+                    tensors[f"optim.{idx}.{key}"] = val
+                else:
+                    scalars[f"{idx}.{key}"] = val
+        tensors["rng.sampler"] = self.sampler.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {
+            "step": self.step,
+            "optim_param_groups": opt["param_groups"],
+            "optim_scalars": scalars,
+            "rng_numpy": self.sampler.rng.bit_generator.state,
+            "train_config": asdict(self.cfg),
+        }
+        return tensors, meta
+
+    def save(self) -> Path:
+        tensors, meta = self._state_tensors()
+        self.model.blur_sigma.fill_(blur_sigma(self.step, self.cfg.schedule))
+        return self.model.save(self.ckpt_path, tensors, meta)
+
+    def _resume(self) -> None:
+        if not self.ckpt_path.exists():
+            raise CheckpointError(self.ckpt_path, "resume=true but there is no checkpoint to resume")
+        tensors, meta = read_checkpoint(self.ckpt_path, "cpu")
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(state)
+        opt_state: dict[int, dict[str, Any]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, idx, key = k.split(".", 2)
+                opt_state.setdefault(int(idx), {})[key] = v
+        for k, v in meta["optim_scalars"].items():
+            idx, key = k.split(".", 1)
+            opt_state.setdefault(int(idx), {})[key] = v
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": meta["optim_param_groups"]})
+        self.sampler.generator.set_state(tensors["rng.sampler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.sampler.rng.bit_generator.state = meta["rng_numpy"]
+        self.step = int(meta["step"])
+        log.info("resumed from %s at step %d", self.ckpt_path, self.step)
+
+    # -- logging -------------------------------------------------------------------------------
+    def _start_logger(self) -> None:
+        mode = resolve_wandb_mode(self.cfg.logger.mode)
+        if mode == "disabled":
+            return
+        import wandb
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=self.cfg.logger.project, name=self.cfg.logger.name,
+                              mode=mode, dir=str(self.out_dir), config=asdict(self.cfg),
+                              resume="allow" if self.cfg.resume else None)
+
+    def _log(self, data: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.log(data, step=self.step)
+
+    def evaluate(self, final: bool = False) -> list:
+        pairs = None if final else 8  # a quick subset during training, all held-out pairs at the end
+        scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out",
+                                 self.device, max_pairs=pairs)
+        data: dict[str, Any] = {f"psnr/level{s.level}": s.psnr for s in scores}
+        if self.run is not None:
+            import wandb
+
+            i_wo, i_wi = (int(x) for x in self.btf.pairs("held_out")[0])
+            sheet = comparison_sheet(self.model, self.btf, i_wo, i_wi, self.cfg.eval_levels, self.device)
+            data["images/gt_vs_model"] = wandb.Image(sheet, caption="top: ground truth, bottom: "
+                                                     "NeuMIP; columns: levels 0..5 (held-out pair)")
+        self._log(data)
+        return scores
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        s = self.cfg.schedule
+        self.model.blur_sigma.fill_(blur_sigma(self.step, s))
+        if self.model.offset is not None:
+            self.model.offset.texture.requires_grad_(self.step < s.offset_freeze)
+        batch = self.sampler.sample()
+        pred = self.model(batch.uv, batch.wi, batch.wo, batch.lod, check=False)
+        loss = neumip_loss(pred, batch.rgb, s.l1_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return loss.item()
+
+    def fit(self) -> Path:
+        """Train to cfg.schedule.steps, evaluate, write the report; returns the checkpoint path."""
+        cfg = self.cfg
+        self._start_logger()
+        t0, start = time.perf_counter(), self.step
+        bar = tqdm(total=cfg.schedule.steps, initial=self.step, desc="train", unit="step",
+                   disable=not cfg.progress)
+        try:
+            while self.step < cfg.schedule.steps:
+                loss = self.train_step()
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss} at step {self.step}")
+                if self.step % cfg.logger.log_every == 0:
+                    bar.set_postfix(loss=f"{loss:.4g}", blur=f"{float(self.model.blur_sigma):.2f}")
+                    self._log({"loss": loss, "blur_sigma": float(self.model.blur_sigma)})
+                bar.update(1)
+                if cfg.logger.eval_every and self.step % cfg.logger.eval_every == 0:
+                    self.evaluate()
+                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            bar.close()
+            path = self.save()
+            print(f"\ninterrupted at step {self.step}: checkpoint saved to {path} "
+                  f"(continue with resume=true)")
+            raise
+        bar.close()
+        seconds = time.perf_counter() - t0
+        path = self.save()
+        scores = self.evaluate(final=True)
+        steps = self.step - start
+        qps = steps * cfg.schedule.batch_size / max(seconds, 1e-9)
+        title = (f"{self.btf.name}: {self.step} steps, {seconds / 60:.1f} min, "
+                 f"{qps:,.0f} training queries/s on {self.device}")
+        write_report(scores, path.parent, title)
+        with (path.parent / "train_time.json").open("w") as f:
+            json.dump({"steps": steps, "seconds": seconds, "queries_per_second": qps}, f)
+        print(scores_markdown(scores, title))
+        if self.run is not None:
+            self.run.summary.update({"train_seconds": seconds, "train_qps": qps})
+            self.run.finish()
+        return path

@@ -35,6 +35,9 @@ class SamplerConfig:
     0..floor(max_lod), at texel centres."""
     max_lod: float | None = None
     """Highest lod drawn (None: the file's coarsest level, L - 1)."""
+    lod_power: float = 1.0
+    """Continuous lods are max_lod * u^lod_power, u uniform: 1 spreads them evenly over the
+    levels, > 1 puts more of them on the fine levels (every level is still covered)."""
 
 
 @dataclass
@@ -97,7 +100,7 @@ class PyramidSampler:
         g = self.generator
         index = torch.randint(n_images, (n,), generator=g)
         if self.cfg.lod == "continuous":
-            lod = torch.rand(n, generator=g) * self.max_lod
+            lod = torch.rand(n, generator=g) ** self.cfg.lod_power * self.max_lod
             uv = torch.rand(n, 2, generator=g)
         else:
             lod = torch.randint(int(self.max_lod) + 1, (n,), generator=g).float()

@@ -75,6 +75,9 @@ class ScheduleConfig:
     """The offset texture stops learning at this step."""
     l1_weight: float = 0.1
     """Loss = MSE(log1p(y_hat), log1p(y)) + l1_weight * L1(y_hat, y)."""
+    lod_power: float = 1.0
+    """Training lods are max_lod * u^lod_power: 1 = uniform over the levels, > 1 favours the
+    fine levels, which have the most texels to learn."""
 
 
 @dataclass

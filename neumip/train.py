@@ -83,7 +83,8 @@ class Trainer:
         max_lod = min(self.btf.n_levels, latent_level_count(h)) - 1
         scfg = SamplerConfig(batch_size=cfg.schedule.batch_size, subset="train",
                              memory_budget_mib=cfg.data.memory_budget_mib,
-                             images_per_step=cfg.data.images_per_step, max_lod=float(max_lod))
+                             images_per_step=cfg.data.images_per_step, max_lod=float(max_lod),
+                             lod_power=cfg.schedule.lod_power)
         self.sampler = PyramidSampler(self.btf, scfg, self.device, seed=cfg.seed)
         self.step = 0
         self.run = None

@@ -1,0 +1,192 @@
+"""NeuMIP training, checkpoints and evaluation on tiny materials made on the spot."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from btf_data.btf_file import BTFFile
+from btf_data.cli.conf_dir import CONF_DIR
+from btf_data.cli.structured import to_dataclass
+from btf_data.generate import GenerateConfig, MaterialConfig, generate
+from neumip.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
+from neumip.evaluate import evaluate_levels
+from neumip.model import NeuMIP
+from neumip.train import Trainer, blur_sigma, neumip_loss
+
+
+@pytest.fixture(scope="module")
+def tiny_material(tmp_path_factory) -> Path:
+    """bumps at 16 x 16 texels, 19 x 19 directions (about a second to make)."""
+    path = tmp_path_factory.mktemp("data") / "bumps16.h5"
+    generate(GenerateConfig(material=MaterialConfig(name="bumps"), resolution=16, directions="small",
+                            out=str(path), progress=False, dtype="float32"))
+    return path
+
+
+def tiny_config(data: Path, out: Path, steps: int, **schedule) -> TrainConfig:
+    sched = dict(steps=steps, batch_size=4096, blur_start=2.0, blur_halving=60, offset_freeze=150)
+    sched.update(schedule)
+    return TrainConfig(
+        data=DataConfig(name="tiny", path=str(data)),
+        model=ModelConfig(backend="torch"),
+        schedule=ScheduleConfig(**sched),
+        logger=LoggerConfig(mode="disabled", eval_every=0),
+        out_dir=str(out),
+        ckpt_every=10,
+        eval_levels=4,
+        progress=False,
+    )
+
+
+def test_loss_and_schedule_closed_forms():
+    y = torch.tensor([[0.0, 1.0, 3.0]])
+    assert float(neumip_loss(y, y, 0.1)) == 0.0
+    p = torch.tensor([[1.0, 1.0, 3.0]])
+    want = (torch.log1p(torch.tensor(1.0)) ** 2 / 3 + 0.1 * (1.0 / 3)).item()
+    assert float(neumip_loss(p, y, 0.1)) == pytest.approx(want)
+    s = ScheduleConfig()
+    assert blur_sigma(0, s) == 8.0 and blur_sigma(3333, s) == pytest.approx(4.0)
+    assert blur_sigma(10000, s) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_a_tiny_material_is_learned_to_a_stated_psnr(tiny_material, tmp_path):
+    """400 steps of 4096 queries (about 15 s on 2 cores) reach >= 24 dB on held-out pairs at
+    levels 0..3 of a 16 x 16 bumps material."""
+    trainer = Trainer(tiny_config(tiny_material, tmp_path, 400))
+    path = trainer.fit()
+    scores = {s.level: s.psnr for s in
+              evaluate_levels(NeuMIP.load(path), trainer.btf, 4, "held_out")}
+    assert min(scores.values()) >= 24.0, scores
+    assert (path.parent / "eval.md").exists() and (path.parent / "eval_psnr.png").exists()
+
+
+def test_resume_reaches_bit_identical_weights(tiny_material, tmp_path):
+    straight = Trainer(tiny_config(tiny_material, tmp_path / "a", 30))
+    straight.fit()
+    first = Trainer(tiny_config(tiny_material, tmp_path / "b", 20))  # "interrupted" at step 20
+    first.fit()
+    cfg = tiny_config(tiny_material, tmp_path / "b", 30)
+    cfg.resume = True
+    resumed = Trainer(cfg)
+    assert resumed.step == 20
+    resumed.fit()
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ctrl_c_saves_a_checkpoint_before_exiting(tiny_material, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(tiny_material, tmp_path, 100))
+    real_step = trainer.train_step
+
+    def interrupted() -> float:
+        if trainer.step == 7:
+            raise KeyboardInterrupt
+        return real_step()
+
+    monkeypatch.setattr(trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    _, meta = read_checkpoint(trainer.ckpt_path)
+    assert meta["step"] == 7
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_material, tmp_path):
+    cfg = tiny_config(tiny_material, tmp_path, 10)
+    cfg.resume = True
+    with pytest.raises(CheckpointError, match="resume=true but there is no checkpoint"):
+        Trainer(cfg)
+
+
+def test_checkpoint_round_trip_loads_without_hydra_on_cpu(tmp_path):
+    torch.manual_seed(0)
+    model = NeuMIP(ModelConfig(backend="torch"), 16, {"name": "x"}).eval()
+    model.blur_sigma.fill_(0.0)
+    path = model.save(tmp_path / "m.safetensors")
+    back = NeuMIP.load(path, "cpu")
+    assert back.metadata == {"name": "x"} and back.backend == "torch"
+    n = 100
+    uv = torch.rand(n, 2)
+    w = torch.nn.functional.normalize(torch.rand(n, 3) + torch.tensor([0.0, 0.0, 1.0]), dim=1)
+    lod = torch.rand(n) * 3
+    torch.testing.assert_close(back(uv, w, w, lod), model(uv, w, w, lod), rtol=0, atol=0)
+    assert (tmp_path / "m.json").read_text().startswith("{")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(_Payload.target),))
+
+
+def test_pickled_and_bad_checkpoints_are_refused(tmp_path):
+    _Payload.target = str(tmp_path / "pwned")
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps({"model": _Payload()}))
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint"):
+        NeuMIP.load(evil)
+    assert not (tmp_path / "pwned").exists(), "loading a checkpoint must never unpickle"
+    torch.save({"model": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="pickled files are refused"):
+        NeuMIP.load(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        NeuMIP.load(tmp_path / "absent.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="without NeuMIP metadata"):
+        NeuMIP.load(tmp_path / "foreign.safetensors")
+    save_checkpoint(tmp_path / "wrong.safetensors", {"model.x": torch.zeros(1)},
+                    {"model": {}, "resolution": 16})
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        NeuMIP.load(tmp_path / "wrong.safetensors")
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu", "debug"])
+@pytest.mark.parametrize("model", ["full", "no_offset", "single_level"])
+def test_every_train_config_composes(preset, model):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"preset={preset}", f"model={model}", "data=tiles"],
+                      return_hydra_config=True)
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(cfg)
+        del cfg["hydra"]
+        train = to_dataclass(TrainConfig, cfg)
+    assert train.data.name == "tiles" and train.data.generate.material.name == "tiles"
+    assert train.model.use_offset == (model != "no_offset")
+    assert train.model.levels == (1 if model == "single_level" else None)
+    assert train.device == ("cuda" if preset == "gpu" else "cpu")
+    assert train.out_dir.endswith(f"/{model}")
+    if preset == "gpu":
+        assert train.schedule.batch_size == 2**20 and train.schedule.steps == 30000
+
+
+def test_train_and_eval_commands(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "run"
+    p = subprocess.run(
+        [str(bin_dir / "neumip-train"), "preset=debug", f"data.path={tmp_path / 'd.h5'}",
+         f"out_dir={out}", "progress=false", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    ckpt = out / "checkpoints" / "last.safetensors"
+    assert ckpt.exists() and "| level | resolution | PSNR (dB)" in p.stdout
+    p = subprocess.run([str(bin_dir / "neumip-eval"), str(ckpt), "--levels", "3"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "| 2 | 4 |" in p.stdout and (ckpt.parent / "eval_psnr.png").exists()
+    p = subprocess.run([str(bin_dir / "neumip-eval"), str(tmp_path / "none.safetensors")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "no such checkpoint" in p.stderr
+    with BTFFile(tmp_path / "d.h5") as btf:
+        assert btf.resolution(0) == (16, 16)

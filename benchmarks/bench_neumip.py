@@ -19,7 +19,6 @@ from hydra import compose, initialize_config_dir
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
 from neumip.config import ModelConfig, TrainConfig
-from neumip.evaluate import scores_markdown
 from neumip.model import NeuMIP
 from neumip.train import Trainer
 
@@ -79,7 +78,7 @@ def main() -> None:
             minutes = (time.perf_counter() - t0) / 60
             scores = json.loads((Path(cfg.out_dir) / "checkpoints" / "eval.json").read_text())
             results[model] = {"minutes": minutes, "scores": scores}
-            print(scores_markdown(trainer.evaluate(final=True), f"{model}: {minutes:.1f} min"))
+            print((Path(cfg.out_dir) / "checkpoints" / "eval.md").read_text())
         full0 = results["full"]["scores"][0]
         abl0 = results["no_offset"]["scores"][0]
         for key in ("mse_linear", "mse_tonemapped"):

@@ -40,6 +40,9 @@ class RenderConfig:
     """Resolution of the per-light shadow map relative to the texels."""
     shadow_bias: float = 0.02
     """A shadow ray is blocked where it passes more than this many texels below the surface."""
+    max_steps: int = 256
+    """Most march steps of a ray. Only rays within a few degrees of the horizon need more (a view
+    ray then stops at its last step; a shadow ray counts as lit)."""
     jitter: bool = True
     """Jitter samples inside their strata (False: stratum centres, whose mean is the texel
     centre)."""
@@ -102,43 +105,63 @@ def texel_samples(
 def trace_view(
     mat: HeightfieldMaterial, start_xy: torch.Tensor, wo: torch.Tensor, cfg: RenderConfig
 ) -> torch.Tensor:
-    """Where the view rays along -wo, entering at start_xy (N, 2) on the reference plane z = 0,
-    first hit the heightfield: (N, 2) texel coordinates."""
+    """Where the view rays along -wo (N, 3), entering at start_xy (N, 2) on the reference plane
+    z = 0, first hit the heightfield: (N, 2) texel coordinates."""
     if mat.flat:
         return start_xy
-    d_xy = -wo[:2]
-    s_max = -mat.h_min / float(wo[2])
-    ds = cfg.march_step / max(float(torch.linalg.norm(wo[:2])), float(wo[2]))
-    n_steps = max(1, math.ceil(s_max / ds))
-    n = start_xy.shape[0]
-    lo = torch.zeros(n, device=start_xy.device)
-    hi = torch.full((n,), s_max, device=start_xy.device)
+    d_xy = -wo[:, :2]
+    s_max = -mat.h_min / wo[:, 2]
+    ds = cfg.march_step / torch.maximum(wo[:, :2].norm(dim=1), wo[:, 2])
+    n_steps = min(cfg.max_steps, max(1, math.ceil(float((s_max / ds).max()))))
+    lo = torch.zeros_like(s_max)
+    hi = torch.minimum(s_max, n_steps * ds)
     hit = mat.height_at(start_xy) >= 0.0  # on the top plane: hit at s = 0
     hi[hit] = 0.0
-    s_prev = 0.0
     for k in range(1, n_steps + 1):
-        s = min(k * ds, s_max)
         todo = torch.nonzero(~hit, as_tuple=True)[0]
         if todo.numel() == 0:
             break
-        pos = start_xy[todo] + s * d_xy
-        below = (-s * wo[2]) <= mat.height_at(pos)
+        s = torch.minimum(k * ds[todo], s_max[todo])
+        pos = start_xy[todo] + s[:, None] * d_xy[todo]
+        below = (-s * wo[todo, 2]) <= mat.height_at(pos)
         newly = todo[below]
-        lo[newly] = s_prev
-        hi[newly] = s
+        lo[newly] = torch.minimum((k - 1) * ds[newly], s_max[newly])
+        hi[newly] = s[below]
         hit[newly] = True
-        s_prev = s
     for _ in range(cfg.refine_steps):
         mid = 0.5 * (lo + hi)
-        below = (-mid * wo[2]) <= mat.height_at(start_xy + mid[:, None] * d_xy)
+        below = (-mid * wo[:, 2]) <= mat.height_at(start_xy + mid[:, None] * d_xy)
         hi = torch.where(below, mid, hi)
         lo = torch.where(below, lo, mid)
     return start_xy + hi[:, None] * d_xy
 
 
+def light_visible(
+    mat: HeightfieldMaterial, xy: torch.Tensor, wi: torch.Tensor, cfg: RenderConfig
+) -> torch.Tensor:
+    """Whether rays from the surface at xy (N, 2) towards wi (N, 3) clear the heightfield: (N,)
+    bool. A ray is blocked where it passes more than shadow_bias texels below the surface."""
+    lit = torch.ones(xy.shape[0], dtype=torch.bool, device=xy.device)
+    if mat.flat:
+        return lit
+    z0 = mat.height_at(xy)
+    ds = cfg.march_step / torch.maximum(wi[:, :2].norm(dim=1), wi[:, 2])
+    s_max = (-z0 / wi[:, 2]).clamp_min(0.0)  # the ray is above every height once z > 0
+    n_steps = min(cfg.max_steps, max(1, math.ceil(float((s_max / ds).max()))))
+    for step in range(1, n_steps + 1):
+        todo = torch.nonzero(lit & (step * ds < s_max), as_tuple=True)[0]
+        if todo.numel() == 0:
+            break
+        s = step * ds[todo]
+        pos = xy[todo] + s[:, None] * wi[todo, :2]
+        blocked = z0[todo] + s * wi[todo, 2] < mat.height_at(pos) - cfg.shadow_bias
+        lit[todo[blocked]] = False
+    return lit
+
+
 def shadow_map(mat: HeightfieldMaterial, wi: torch.Tensor, cfg: RenderConfig) -> torch.Tensor:
     """Light visibility (1, H*k, W*k, 1) in {0, 1} on a grid k = shadow_scale times finer than the
-    texels: 1 where a ray from the surface towards wi clears the heightfield."""
+    texels, for one light direction wi (3,)."""
     h, w = mat.resolution
     k = cfg.shadow_scale
     if mat.flat:
@@ -149,25 +172,13 @@ def shadow_map(mat: HeightfieldMaterial, wi: torch.Tensor, cfg: RenderConfig) ->
         indexing="ij",
     )
     q = torch.stack([gx, gy], dim=-1).reshape(-1, 2)
-    z0 = mat.height_at(q)
-    s_max = -mat.h_min / float(wi[2])
-    ds = cfg.march_step / max(float(torch.linalg.norm(wi[:2])), float(wi[2]))
-    n_steps = max(1, math.ceil(s_max / ds))
-    lit = torch.ones(q.shape[0], dtype=torch.bool, device=mat.device)
-    for step in range(1, n_steps + 1):
-        s = step * ds
-        todo = torch.nonzero(lit & (z0 + s * wi[2] < 0.0), as_tuple=True)[0]
-        if todo.numel() == 0:
-            break
-        pos = q[todo] + s * wi[:2]
-        blocked = z0[todo] + s * wi[2] < mat.height_at(pos) - cfg.shadow_bias
-        lit[todo[blocked]] = False
+    lit = light_visible(mat, q, wi.expand(q.shape[0], 3), cfg)
     return lit.to(torch.float32).reshape(1, h * k, w * k, 1)
 
 
 @dataclass
 class ViewHits:
-    """What the shading of one view direction needs at each sample's hit point."""
+    """What shading needs at each view ray's hit point."""
 
     xy: torch.Tensor  # (N, 2) texel coordinates of the hit
     normal: torch.Tensor  # (N, 3) unit shading normal
@@ -181,16 +192,16 @@ class ViewHits:
 def view_hits(
     mat: HeightfieldMaterial, samples: torch.Tensor, wo: torch.Tensor, cfg: RenderConfig
 ) -> ViewHits:
-    """Trace the view rays of one direction and read the maps at their hit points."""
+    """Trace view rays (wo (N, 3) or (3,) for all) and read the maps at their hit points."""
+    wo = wo.expand(samples.shape[0], 3)
     xy = trace_view(mat, samples, wo, cfg)
     uv = mat.uv(xy)
     normal = lookup_bilinear(mat.normal, uv)
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    wo_b = wo.expand(xy.shape[0], 3)
     return ViewHits(
         xy=xy,
         normal=normal,
-        wo_local=to_local_frame(wo_b, normal),
+        wo_local=to_local_frame(wo, normal),
         albedo=lookup_bilinear(mat.albedo, uv),
         sigma=isotropic_tensor(lookup_bilinear(mat.roughness, uv)[:, 0]),
         metallic=lookup_bilinear(mat.metallic, uv)[:, 0],
@@ -198,19 +209,30 @@ def view_hits(
     )
 
 
-def shade(
-    mat: HeightfieldMaterial, hits: ViewHits, wi: torch.Tensor, visibility: torch.Tensor
-) -> torch.Tensor:
-    """BTF value at each hit for light direction wi (3,): (N, 3)."""
-    n = hits.xy.shape[0]
-    wi_b = wi.expand(n, 3)
-    wi_local = to_local_frame(wi_b, hits.normal)
+def shade(hits: ViewHits, wi: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+    """BTF value at each hit for light directions wi ((N, 3) or (3,)) and light visibility (N,):
+    f * cos(n, wi) / cos(theta_i) * visibility, (N, 3)."""
+    wi = wi.expand(hits.xy.shape[0], 3)
+    wi_local = to_local_frame(wi, hits.normal)
     f = microfacet_brdf(
         wi_local, hits.wo_local, hits.albedo, hits.sigma, hits.metallic, hits.specular
     )
-    cos_ratio = wi_local[:, 2].clamp_min(0.0) / wi[2]
-    vis = lookup_bilinear(visibility, mat.uv(hits.xy))[:, 0]
-    return f * (cos_ratio * vis).unsqueeze(-1)
+    cos_ratio = wi_local[:, 2].clamp_min(0.0) / wi[:, 2]
+    return f * (cos_ratio * visibility).unsqueeze(-1)
+
+
+def eval_level0(
+    mat: HeightfieldMaterial, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+    cfg: RenderConfig | None = None,
+) -> torch.Tensor:
+    """The material's exact level-0 BTF at points uv (N, 2) for per-query directions wi, wo
+    (N, 3): one view ray and one shadow ray each (no shadow map, no supersampling)."""
+    cfg = cfg or RenderConfig()
+    h, w = mat.resolution
+    start = torch.remainder(uv, 1.0) * torch.tensor([w, h], dtype=uv.dtype, device=uv.device)
+    hits = view_hits(mat, start, wo, cfg)
+    vis = light_visible(mat, hits.xy, wi, cfg).to(uv.dtype)
+    return shade(hits, wi, vis)
 
 
 def render_btf(
@@ -244,6 +266,7 @@ def render_btf(
         hits = view_hits(mat, samples, wo_t[i_wo], cfg)
         images = np.empty((wi_t.shape[0], h, w, 3), dtype=np.float32)
         for i_wi in range(wi_t.shape[0]):
-            val = shade(mat, hits, wi_t[i_wi], shadows[i_wi])
+            vis = lookup_bilinear(shadows[i_wi], mat.uv(hits.xy))[:, 0]
+            val = shade(hits, wi_t[i_wi], vis)
             images[i_wi] = val.reshape(h, w, s2, 3).mean(dim=2).cpu().numpy()
         yield i_wo, images

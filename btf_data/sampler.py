@@ -51,6 +51,25 @@ class Batch:
     rgb: torch.Tensor  # (N, 3) BRDF-like linear RGB
 
 
+def load_pyramid(btf: BTFFile, pairs: np.ndarray, device: str | torch.device = "cpu") -> PackedLevels:
+    """Every level of the images of ``pairs`` (P, 2) as one packed table on ``device``; image p of
+    the batch is pair p. Reads one view at a time."""
+    levels = []
+    for k in range(btf.n_levels):
+        ds = btf.level(k)
+        out = np.empty((len(pairs), *btf.resolution(k), 3), dtype=np.float32)
+        for i_wo in np.unique(pairs[:, 0]):
+            rows = np.nonzero(pairs[:, 0] == i_wo)[0]
+            out[rows] = ds[int(i_wo)][pairs[rows, 1]]
+        levels.append(torch.from_numpy(out))
+    packed = pack_levels(levels)
+    packed.table = packed.table.to(device)
+    packed.offsets, packed.heights, packed.widths = (
+        t.to(device) for t in (packed.offsets, packed.heights, packed.widths)
+    )
+    return packed
+
+
 class PyramidSampler:
     """Draws :class:`Batch` es from a :class:`BTFFile` with a pyramid."""
 
@@ -81,20 +100,12 @@ class PyramidSampler:
         self.in_memory = self.pyramid_bytes() <= self.cfg.memory_budget_mib * 2**20
         self.levels: PackedLevels | None = None
         if self.in_memory:
-            self.levels = pack_levels([self._load_level(k) for k in range(self.n_levels)])
+            self.levels = load_pyramid(btf, self.pairs, self.device)
 
     def pyramid_bytes(self) -> int:
         """Bytes the chosen pairs' pyramid takes as float32."""
         texels = sum(np.prod(self.btf.resolution(k)) for k in range(self.n_levels))
         return int(len(self.pairs) * texels * 3 * 4)
-
-    def _load_level(self, k: int) -> torch.Tensor:
-        ds = self.btf.level(k)
-        out = np.empty((len(self.pairs), *self.btf.resolution(k), 3), dtype=np.float32)
-        for i_wo in np.unique(self.pairs[:, 0]):
-            rows = np.nonzero(self.pairs[:, 0] == i_wo)[0]
-            out[rows] = ds[int(i_wo)][self.pairs[rows, 1]]
-        return torch.from_numpy(out).to(self.device)
 
     def _draw(self, n: int, n_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g = self.generator

@@ -1,0 +1,22 @@
+"""``neumip-render`` (hydra config conf/neumip_render.yaml): render a demo scene with a material,
+or several beside the supersampled reference with error maps and PSNR / FLIP."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from btf_data.cli.conf_dir import CONF_DIR
+from btf_data.cli.structured import to_dataclass
+from renderer.command import RenderCommandConfig, run_render
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="neumip_render")
+def main(cfg: DictConfig) -> None:
+    written = run_render(to_dataclass(RenderCommandConfig, cfg))
+    for name, path in written.items():
+        print(f"{name:14s}{path}")
+
+
+if __name__ == "__main__":
+    main()

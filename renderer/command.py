@@ -1,0 +1,102 @@
+"""What ``neumip-render`` does, as a library function: build the scene and materials, render,
+write linear EXR + tone-mapped PNG, and (with ``compare``) the sheet against the reference."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from btf_data.atomic import atomic_path
+from btf_data.btf_file import BTFFile
+from renderer.materials import MeasuredBTFMaterial, NeuMIPMaterial, SVBRDFMaterial
+from renderer.output import comparison_sheet, scores_markdown, write_exr, write_png
+from renderer.render import RenderSettings, render
+from renderer.scene_config import SceneConfig, build_scene
+
+MATERIALS = ("neumip", "measured", "svbrdf")
+
+
+@dataclass
+class RenderCommandConfig:
+    """Options of ``neumip-render`` (conf/neumip_render.yaml)."""
+
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    material: str = "neumip"
+    checkpoint: str | None = None
+    data: str | None = None
+    compare: list[str] = field(default_factory=list)
+    width: int = 512
+    height: int = 512
+    reference_spp: int = 4
+    """Reference: reference_spp^2 stratified samples per pixel of the level-0 material."""
+    out: str = "outputs/render/plane"
+    settings: RenderSettings = field(default_factory=RenderSettings)
+
+
+def _data_path(cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None) -> str:
+    if cfg.data:
+        return cfg.data
+    if neumip is not None and neumip.model.metadata.get("path"):
+        return str(neumip.model.metadata["path"])
+    raise ValueError("this material needs a BTF file: pass data=FILE (or a checkpoint that names one)")
+
+
+def make_material(name: str, cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None = None):
+    """(material, level-0 resolution, levels) for a method name."""
+    dev = cfg.settings.device
+    if name == "neumip":
+        if not cfg.checkpoint:
+            raise ValueError("material neumip needs checkpoint=PATH")
+        m = neumip or NeuMIPMaterial(cfg.checkpoint, dev)
+        return m, m.model.resolution, m.model.n_levels
+    if name in ("measured", "svbrdf"):
+        path = _data_path(cfg, neumip)
+        with BTFFile(path) as btf:
+            res, n_levels = btf.resolution(0)[0], btf.n_levels
+        m = MeasuredBTFMaterial(path, dev) if name == "measured" else SVBRDFMaterial.from_file(path, dev)
+        return m, res, n_levels
+    raise ValueError(f"unknown material {name!r}; known: {', '.join(MATERIALS)}")
+
+
+def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
+    """Render and write the outputs; returns their paths by name."""
+    scene = build_scene(cfg.scene, cfg.width, cfg.height)
+    out = Path(cfg.out)
+    written: dict[str, Path] = {}
+    neumip = NeuMIPMaterial(cfg.checkpoint, cfg.settings.device) if cfg.checkpoint else None
+    methods = list(cfg.compare) or [cfg.material]
+    images = {}
+    for name in methods:
+        material, res, n_levels = make_material(name, cfg, neumip)
+        t0 = time.perf_counter()
+        img, times = render(scene, material, res, n_levels, cfg.settings, desc=name)
+        print(f"{name}: {cfg.width}x{cfg.height} in {time.perf_counter() - t0:.2f} s "
+              f"(intersection {times.intersect:.2f} s, material {times.material:.2f} s, "
+              f"shading {times.shade:.2f} s)")
+        images[name] = img
+        written[f"{name}.exr"] = write_exr(out / f"{name}.exr", img)
+        written[f"{name}.png"] = write_png(out / f"{name}.png", img)
+    if cfg.compare:
+        data = _data_path(cfg, neumip)
+        with BTFFile(data) as btf:
+            synthetic = btf.svbrdf() is not None
+            res, n_levels = btf.resolution(0)[0], btf.n_levels
+        ref_mat = SVBRDFMaterial.from_file(data, cfg.settings.device) if synthetic else \
+            MeasuredBTFMaterial(data, cfg.settings.device)
+        t0 = time.perf_counter()
+        ref, _ = render(scene, ref_mat, res, n_levels, cfg.settings, samples_per_axis=cfg.reference_spp,
+                        fixed_lod=0.0, desc="reference")
+        print(f"reference ({cfg.reference_spp ** 2} samples per pixel of the level-0 "
+              f"{'SVBRDF' if synthetic else 'BTF'}): {time.perf_counter() - t0:.1f} s")
+        written["reference.exr"] = write_exr(out / "reference.exr", ref)
+        written["reference.png"] = write_png(out / "reference.png", ref)
+        sheet, scores = comparison_sheet(ref, images)
+        written["compare.png"] = write_png(out / "compare.png", sheet, linear=False)
+        title = f"{cfg.scene.name}, {cfg.width}x{cfg.height}, reference {cfg.reference_spp ** 2} spp"
+        md = scores_markdown(scores, title)
+        with atomic_path(out / "compare.md") as tmp:
+            tmp.write_text(md)
+        written["compare.md"] = out / "compare.md"
+        print(md)
+    return written

@@ -1,0 +1,183 @@
+"""The renderer: footprints and lods, closed-form images, the measured material, the reference's
+convergence, outputs and bad input."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from btf_data.btf_file import BTFFile
+from btf_data.generate import GenerateConfig, MaterialConfig, generate
+from neumip.checkpoint import CheckpointError
+from renderer.camera import PinholeCamera
+from renderer.command import RenderCommandConfig, make_material
+from renderer.geometry import Cylinder, GroundPlane, Sphere, uv_derivatives
+from renderer.lights import DirectionalLight
+from renderer.materials import ConstantMaterial, MeasuredBTFMaterial, SVBRDFMaterial
+from renderer.render import RenderSettings, Scene, footprint_to_lod, plane_camera_for_footprint, render
+from renderer.scene_config import SceneConfig, build_scene
+
+QUIET = RenderSettings(progress=False, chunk=4096)
+
+
+@pytest.fixture(scope="module")
+def tiles16(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiles16.h5"
+    generate(GenerateConfig(material=MaterialConfig(name="tiles"), resolution=16, directions="small",
+                            out=str(path), progress=False, dtype="float32"))
+    return path
+
+
+def centre_lod(cam: PinholeCamera, shape, resolution: int, n_levels: int = 8) -> float:
+    px = torch.tensor([cam.width / 2.0])
+    py = torch.tensor([cam.height / 2.0])
+    o, d, ddx, ddy = cam.rays(px, py)
+    hit = shape.intersect(o, d)
+    dx, dy = uv_derivatives(hit, d, ddx, ddy)
+    return float(footprint_to_lod(dx, dy, resolution, n_levels)[0])
+
+
+@pytest.mark.parametrize("texels, lod", [(1.0, 0.0), (2.0, 1.0), (4.0, 2.0), (16.0, 4.0)])
+def test_a_pixel_covering_2_to_the_k_texels_reads_lod_k(texels, lod):
+    cam = plane_camera_for_footprint(texels, 128, 0.5, 64, 64)
+    assert centre_lod(cam, GroundPlane(texture_size=0.5), 128) == pytest.approx(lod, abs=1e-4)
+
+
+def test_lod_grows_towards_the_horizon_and_sphere_footprints_match_the_plane():
+    cfg = SceneConfig()  # the plane scene
+    scene = build_scene(cfg, 32, 64)
+    cam = scene.camera
+    py = torch.arange(63, 0, -1).float() + 0.5  # bottom of the image to the top
+    px = torch.full_like(py, 16.5)
+    o, d, ddx, ddy = cam.rays(px, py)
+    hit = scene.shape.intersect(o, d)
+    dx, dy = uv_derivatives(hit, d, ddx, ddy)
+    lod = footprint_to_lod(dx, dy, 128, 8)[hit.valid]
+    assert hit.valid.sum() > 20
+    assert torch.all(lod[1:] >= lod[:-1] - 1e-5) and lod[-1] > lod[0] + 2
+    # A sphere seen head-on at its equator: the uv step per pixel is (pixel size / distance
+    # on the surface) x tiles / (2 pi r).
+    sphere = Sphere(center=(0.0, 0.0, 0.0), radius=1.0, tiles=8.0)
+    cam = PinholeCamera((0.0, 0.0, 5.0), (0.0, 0.0, 0.0), fov_y=30.0, width=128, height=128)
+    world_per_pixel = 4.0 * 2 * math.tan(math.radians(15)) / 128  # at distance 4 to the surface
+    texels = world_per_pixel * 8.0 / (2 * math.pi) * 128
+    assert centre_lod(cam, sphere, 128) == pytest.approx(math.log2(texels), abs=1e-3)
+
+
+def test_constant_material_on_a_plane_is_the_analytic_value():
+    light = DirectionalLight((0.3, 0.8, -0.5), irradiance=2.0)
+    cam = plane_camera_for_footprint(2.0, 64, 1.0, 24, 16)
+    scene = Scene("plane", GroundPlane(texture_size=1.0), cam, light)
+    img, _ = render(scene, ConstantMaterial((0.2, 0.5, 0.1)), 64, 7, QUIET)
+    cos_i = 0.8 / math.sqrt(0.3**2 + 0.8**2 + 0.5**2)
+    want = np.array([0.2, 0.5, 0.1]) * cos_i * 2.0
+    np.testing.assert_allclose(img, np.broadcast_to(want, img.shape), rtol=1e-5)
+
+
+def test_measured_material_at_lod0_matches_direct_btf_lookups(tiles16):
+    scene = build_scene(SceneConfig(texture_size=0.3), 24, 24)
+    mat = MeasuredBTFMaterial(tiles16)
+    img, _ = render(scene, mat, 16, 5, QUIET, fixed_lod=0.0)
+    with BTFFile(tiles16) as btf:
+        cam = scene.camera
+        iy, ix = np.mgrid[0:24, 0:24]
+        o, d, _, _ = cam.rays(torch.tensor(ix.ravel() + 0.5).float(), torch.tensor(iy.ravel() + 0.5).float())
+        hit = scene.shape.intersect(o, d)
+        t, b, n = hit.frame()
+        checked = 0
+        for q in np.nonzero(hit.valid.numpy())[0][::7]:
+            frame = torch.stack([t[q], b[q], n[q]])
+            wo = (frame @ -d[q]).numpy()
+            wi_w = torch.tensor(scene.light.direction) / torch.tensor(scene.light.direction).norm()
+            wi = (frame @ wi_w).numpy()
+            if wo[2] <= 0 or wi[2] <= 0:
+                continue
+            i_wo, i_wi = int(np.argmax(btf.wo_dirs @ wo)), int(np.argmax(btf.wi_dirs @ wi))
+            image = btf.image(i_wo, i_wi)
+            u, v = hit.uv[q].numpy() * 16 - 0.5
+            x0, y0 = int(np.floor(u)), int(np.floor(v))
+            fx, fy = u - x0, v - y0
+            c00, c01 = image[y0 % 16, x0 % 16], image[y0 % 16, (x0 + 1) % 16]
+            c10, c11 = image[(y0 + 1) % 16, x0 % 16], image[(y0 + 1) % 16, (x0 + 1) % 16]
+            val = (1 - fy) * ((1 - fx) * c00 + fx * c01) + fy * ((1 - fx) * c10 + fx * c11)
+            want = val * wi[2] * scene.light.irradiance
+            np.testing.assert_allclose(img[q // 24, q % 24], want, rtol=1e-4, atol=1e-6)
+            checked += 1
+        assert checked > 30
+
+
+def test_supersampled_reference_converges(tiles16):
+    scene = build_scene(SceneConfig(texture_size=0.5), 20, 20)
+    mat = SVBRDFMaterial.from_file(tiles16)
+    truth, _ = render(scene, mat, 16, 5, QUIET, samples_per_axis=12, fixed_lod=0.0, seed=99)
+    errors = []
+    for s in (1, 3, 6):
+        img, _ = render(scene, mat, 16, 5, QUIET, samples_per_axis=s, fixed_lod=0.0, seed=s)
+        errors.append(float(np.sqrt(np.mean((img - truth) ** 2))))
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[2] < 0.5 * errors[0]
+
+
+def test_svbrdf_material_agrees_with_the_btf_it_made_at_lod0(tiles16):
+    """The per-query exact evaluation and the BTF file (same tracer, a shadow map and 4 samples
+    per texel) agree on average over the texels, for each stored direction pair."""
+    mat = SVBRDFMaterial.from_file(tiles16)
+    with BTFFile(tiles16) as btf:
+        for i_wo, i_wi in ((0, 0), (3, 10), (12, 7)):
+            ii, jj = np.mgrid[0:16, 0:16]
+            uv = torch.tensor(np.stack([(jj.ravel() + 0.5) / 16, (ii.ravel() + 0.5) / 16], 1)).float()
+            n = uv.shape[0]
+            wi = torch.tensor(btf.wi_dirs[i_wi]).float().expand(n, 3)
+            wo = torch.tensor(btf.wo_dirs[i_wo]).float().expand(n, 3)
+            got = mat.eval(uv, wi, wo, torch.zeros(n)).numpy().reshape(16, 16, 3)
+            want = btf.image(i_wo, i_wi)
+            assert abs(got.mean() - want.mean()) < 0.05 * want.mean() + 1e-4
+
+
+def test_shapes_frames_are_right_handed_and_follow_uv():
+    o = torch.tensor([[0.0, 0.5, 3.0], [0.0, 3.0, 0.0]])
+    d = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, -1.0], [0.0, -1.0, 0.1]]), dim=1)
+    for shape in (Sphere(center=(0.0, 0.5, 0.0)), Cylinder(), GroundPlane()):
+        hit = shape.intersect(o, d)
+        t, b, n = hit.frame()
+        for q in torch.nonzero(hit.valid)[:, 0]:
+            torch.testing.assert_close(torch.linalg.cross(t[q], b[q]), n[q], atol=1e-5, rtol=0)
+            assert float((b[q] * hit.dpdv[q]).sum()) > 0  # +v is the frame's y
+
+
+def test_bad_input_gets_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="at least 1 x 1"):
+        build_scene(SceneConfig(), 0, 10)
+    with pytest.raises(ValueError, match="unknown scene shape 'cube'"):
+        build_scene(SceneConfig(shape="cube"), 8, 8)
+    cfg = RenderCommandConfig(checkpoint=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        make_material("neumip", cfg)
+    with pytest.raises(ValueError, match="unknown material 'velvet'"):
+        make_material("velvet", RenderCommandConfig())
+    with pytest.raises(ValueError, match="needs checkpoint=PATH"):
+        make_material("neumip", RenderCommandConfig())
+
+
+def test_render_command_writes_exr_png_and_comparison(tiles16, tmp_path):
+    out = tmp_path / "r"
+    p = subprocess.run(
+        [str(Path(sys.executable).parent / "neumip-render"), f"data={tiles16}", "compare=[measured,svbrdf]",
+         "width=40", "height=32", "reference_spp=2", f"out={out}", "settings.progress=false",
+         f"hydra.run.dir={tmp_path / 'hydra'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    for name in ("measured.exr", "measured.png", "svbrdf.exr", "reference.exr", "compare.png", "compare.md"):
+        assert (out / name).stat().st_size > 0, name
+    import OpenEXR
+
+    with OpenEXR.File(str(out / "measured.exr")) as f:
+        assert f.channels()["RGB"].pixels.shape == (32, 40, 3)
+    assert "| measured |" in (out / "compare.md").read_text()

@@ -107,7 +107,7 @@ def trace_view(
 ) -> torch.Tensor:
     """Where the view rays along -wo (N, 3), entering at start_xy (N, 2) on the reference plane
     z = 0, first hit the heightfield: (N, 2) texel coordinates."""
-    if mat.flat:
+    if mat.flat or start_xy.shape[0] == 0:
         return start_xy
     d_xy = -wo[:, :2]
     s_max = -mat.h_min / wo[:, 2]
@@ -142,7 +142,7 @@ def light_visible(
     """Whether rays from the surface at xy (N, 2) towards wi (N, 3) clear the heightfield: (N,)
     bool. A ray is blocked where it passes more than shadow_bias texels below the surface."""
     lit = torch.ones(xy.shape[0], dtype=torch.bool, device=xy.device)
-    if mat.flat:
+    if mat.flat or xy.shape[0] == 0:
         return lit
     z0 = mat.height_at(xy)
     ds = cfg.march_step / torch.maximum(wi[:, :2].norm(dim=1), wi[:, 2])

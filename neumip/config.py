@@ -115,3 +115,6 @@ class TrainConfig:
     progress: bool = True
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
+    deterministic: bool = True
+    """torch deterministic algorithms (the scatter-adds of the latent lookups' backward become
+    ordered): runs and resumes are bit-identical on the CPU, at no cost there."""

@@ -24,7 +24,8 @@ class RenderCommandConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     material: str = "neumip"
     checkpoint: str | None = None
-    data: str | None = None
+    btf: str | None = None
+    """The BTF file (measured, svbrdf, reference); default: the one the checkpoint names."""
     compare: list[str] = field(default_factory=list)
     width: int = 512
     height: int = 512
@@ -35,11 +36,11 @@ class RenderCommandConfig:
 
 
 def _data_path(cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None) -> str:
-    if cfg.data:
-        return cfg.data
+    if cfg.btf:
+        return cfg.btf
     if neumip is not None and neumip.model.metadata.get("path"):
         return str(neumip.model.metadata["path"])
-    raise ValueError("this material needs a BTF file: pass data=FILE (or a checkpoint that names one)")
+    raise ValueError("this material needs a BTF file: pass btf=FILE (or a checkpoint that names one)")
 
 
 def make_material(name: str, cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None = None):

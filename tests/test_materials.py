@@ -14,13 +14,13 @@ from btf_data.procedural import MATERIALS, procedural_maps
 
 def test_direction_sets_are_unit_above_horizon_and_ubo2014_has_151():
     sizes = {name: len(direction_set(name)) for name in DIRECTION_SETS}
-    assert sizes == {"tiny": 5, "small": 19, "medium": 25, "ubo2014": 151}
+    assert sizes == {"tiny": 5, "small": 19, "medium": 25, "dense": 49, "ubo2014": 151}
     for name in DIRECTION_SETS:
         d = direction_set(name)
         np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-12)
         assert (d[:, 2] > 0.25).all()
     with pytest.raises(ValueError, match="unknown direction set"):
-        direction_set("dense")
+        direction_set("bogus")
 
 
 def test_split_is_reproducible_and_keeps_both_sides():

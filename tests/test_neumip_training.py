@@ -10,25 +10,23 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
 from btf_data.btf_file import BTFFile
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
-from btf_data.generate import GenerateConfig, MaterialConfig, generate
 from neumip.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels
 from neumip.model import NeuMIP
 from neumip.train import Trainer, blur_sigma, neumip_loss
+from tests.conftest import synthetic_btf
 
 
 @pytest.fixture(scope="module")
 def tiny_material(tmp_path_factory) -> Path:
-    """bumps at 16 x 16 texels, 19 x 19 directions (about a second to make)."""
-    path = tmp_path_factory.mktemp("data") / "bumps16.h5"
-    generate(GenerateConfig(material=MaterialConfig(name="bumps"), resolution=16, directions="small",
-                            out=str(path), progress=False, dtype="float32"))
-    return path
+    """bumps at 16 x 16 texels, 19 x 19 directions."""
+    return synthetic_btf(tmp_path_factory.mktemp("data"), "bumps")
 
 
 def tiny_config(data: Path, out: Path, steps: int, **schedule) -> TrainConfig:
@@ -159,7 +157,8 @@ def test_every_train_config_composes(preset, model):
         from hydra.core.hydra_config import HydraConfig
 
         HydraConfig.instance().set_config(cfg)
-        del cfg["hydra"]
+        with open_dict(cfg):
+            del cfg["hydra"]
         train = to_dataclass(TrainConfig, cfg)
     assert train.data.name == "tiles" and train.data.generate.material.name == "tiles"
     assert train.model.use_offset == (model != "no_offset")

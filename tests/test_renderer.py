@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from btf_data.btf_file import BTFFile
-from btf_data.generate import GenerateConfig, MaterialConfig, generate
 from neumip.checkpoint import CheckpointError
 from renderer.camera import PinholeCamera
 from renderer.command import RenderCommandConfig, make_material
@@ -22,16 +21,14 @@ from renderer.lights import DirectionalLight
 from renderer.materials import ConstantMaterial, MeasuredBTFMaterial, SVBRDFMaterial
 from renderer.render import RenderSettings, Scene, footprint_to_lod, plane_camera_for_footprint, render
 from renderer.scene_config import SceneConfig, build_scene
+from tests.conftest import synthetic_btf
 
 QUIET = RenderSettings(progress=False, chunk=4096)
 
 
 @pytest.fixture(scope="module")
 def tiles16(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "tiles16.h5"
-    generate(GenerateConfig(material=MaterialConfig(name="tiles"), resolution=16, directions="small",
-                            out=str(path), progress=False, dtype="float32"))
-    return path
+    return synthetic_btf(tmp_path_factory.mktemp("data"), "tiles")
 
 
 def centre_lod(cam: PinholeCamera, shape, resolution: int, n_levels: int = 8) -> float:
@@ -168,7 +165,7 @@ def test_bad_input_gets_clear_errors(tmp_path):
 def test_render_command_writes_exr_png_and_comparison(tiles16, tmp_path):
     out = tmp_path / "r"
     p = subprocess.run(
-        [str(Path(sys.executable).parent / "neumip-render"), f"data={tiles16}", "compare=[measured,svbrdf]",
+        [str(Path(sys.executable).parent / "neumip-render"), f"btf={tiles16}", "compare=[measured,svbrdf]",
          "width=40", "height=32", "reference_spp=2", f"out={out}", "settings.progress=false",
          f"hydra.run.dir={tmp_path / 'hydra'}"],
         capture_output=True, text=True, timeout=300,

@@ -54,7 +54,7 @@ def main() -> None:
     settings = RenderSettings(device=args.device, progress=False, chunk=2**18)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, "
           f"MLP backend {mat.model.backend}")
-    print("| frame | ms / frame | intersection | material | shading | shaded pixels |")
+    print("| frame | ms / frame | intersection | material | shading | pixels |")
     print("|---|---|---|---|---|---|")
     for w, h in ((512, 512), (1920, 1080)):
         scene = build_scene(SceneConfig(), w, h)
@@ -69,7 +69,7 @@ def main() -> None:
         total, times = best
         o, d, _, _ = scene.camera.rays(torch.rand(10), torch.rand(10))  # noqa: F841 (warm)
         print(f"| {w}x{h} | {1000 * total:.0f} | {1000 * times.intersect:.0f} | "
-              f"{1000 * times.material:.0f} | {1000 * times.shade:.0f} | {w * h} px |")
+              f"{1000 * times.material:.0f} | {1000 * times.shade:.0f} | {w * h} |")
     split = material_split(mat, 2**20, dev)
     share = split["lookup"] / (split["lookup"] + split["decoder"])
     print(f"\nNeuMIP material, 2^20 queries: latent lookups {1000 * split['lookup']:.0f} ms "

@@ -2,7 +2,7 @@
 
 The ground truth is something we *query*: a sampler draws fresh (uv, lod, wi, wo) -> RGB batches
 from the material's filtered pyramid every step; the model answers the same queries. No dataset
-class, no loader. About a minute on a laptop CPU:
+class, no loader. A couple of minutes on two CPU cores:
 
     .venv/bin/python examples/fit_synthetic.py
 """
@@ -22,7 +22,7 @@ from neumip.evaluate import evaluate_levels, scores_markdown
 from neumip.model import NeuMIP
 from neumip.train import blur_sigma, neumip_loss
 
-STEPS = 1500
+STEPS = 1000
 RESOLUTION = 32
 
 # 1. A displaced material (bumps: parallax and shadows) rendered to a BTF with its pyramid.

@@ -116,5 +116,6 @@ class TrainConfig:
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
     deterministic: bool = True
-    """torch deterministic algorithms (the scatter-adds of the latent lookups' backward become
-    ordered): runs and resumes are bit-identical on the CPU, at no cost there."""
+    """On the CPU, torch deterministic algorithms (the scatter-adds of the latent lookups'
+    backward become ordered): runs and resumes are bit-identical, at no cost there. GPU runs are
+    not made bit-reproducible."""

@@ -124,7 +124,7 @@ class TcnnMLP(FlatMLP):
         super().__init__(n_in, n_out, width, hidden_layers)
         import tinycudann as tcnn
 
-        self.net = tcnn.Network(
+        net = tcnn.Network(
             n_input_dims=n_in,
             n_output_dims=n_out,
             network_config={
@@ -135,17 +135,27 @@ class TcnnMLP(FlatMLP):
                 "n_hidden_layers": hidden_layers,
             },
         )
-        if self.net.params.numel() != self.params.numel():
+        if net.params.numel() != self.params.numel():
             raise RuntimeError(
-                f"tiny-cuda-nn has {self.net.params.numel()} parameters, the flat layout "
+                f"tiny-cuda-nn has {net.params.numel()} parameters, the flat layout "
                 f"{self.params.numel()}: layouts disagree"
             )
-        # One set of parameters: the tcnn module reads ours.
-        del self.net.params
-        self.net.params = self.params
+        # The tcnn module is kept out of the module tree so that the only parameter (and the only
+        # state_dict key) is our flat ``params``, the same as the torch backend's; it reads ours.
+        object.__setattr__(self, "_net", net)
+        self._link()
+
+    def _link(self) -> None:
+        del self._net.params
+        self._net.params = self.params
+
+    def _apply(self, fn, recurse=True):  # .to(), .cuda(), .half(): keep tcnn on our parameter
+        out = super()._apply(fn, recurse)
+        self._link()
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.contiguous()).float()
+        return self._net(x.contiguous()).float()
 
 
 def make_mlp(n_in: int, n_out: int, width: int, hidden_layers: int, backend: str = "auto") -> FlatMLP:

@@ -64,9 +64,9 @@ class Trainer:
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = torch.device(cfg.device)
+        if cfg.deterministic and self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
         torch.manual_seed(cfg.seed)

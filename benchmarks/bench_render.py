@@ -13,13 +13,8 @@ import time
 import torch
 
 from renderer.materials import NeuMIPMaterial
-from renderer.render import RenderSettings, render
+from renderer.render import RenderSettings, render, synchronize
 from renderer.scene_config import SceneConfig, build_scene
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @torch.no_grad()
@@ -30,14 +25,14 @@ def material_split(mat: NeuMIPMaterial, n: int, dev: torch.device) -> dict[str, 
     up = torch.tensor([0, 0, 1.0], device=dev)
     w = torch.nn.functional.normalize(torch.rand(n, 3, device=dev) + up, dim=1)
     lod = torch.rand(n, device=dev) * (m.n_levels - 1)
-    _sync(dev)
+    synchronize(dev)
     t0 = time.perf_counter()
     uv2 = m.offset(uv, w) if m.offset is not None else uv
     latent = m.pyramid(uv2, lod)
-    _sync(dev)
+    synchronize(dev)
     t1 = time.perf_counter()
     m.decoder(torch.cat([latent, w[:, :2], w[:, :2]], 1))
-    _sync(dev)
+    synchronize(dev)
     t2 = time.perf_counter()
     return {"lookup": t1 - t0, "decoder": t2 - t1}
 

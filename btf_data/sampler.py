@@ -61,13 +61,8 @@ def load_pyramid(btf: BTFFile, pairs: np.ndarray, device: str | torch.device = "
         for i_wo in np.unique(pairs[:, 0]):
             rows = np.nonzero(pairs[:, 0] == i_wo)[0]
             out[rows] = ds[int(i_wo)][pairs[rows, 1]]
-        levels.append(torch.from_numpy(out))
-    packed = pack_levels(levels)
-    packed.table = packed.table.to(device)
-    packed.offsets, packed.heights, packed.widths = (
-        t.to(device) for t in (packed.offsets, packed.heights, packed.widths)
-    )
-    return packed
+        levels.append(torch.from_numpy(out).to(device))
+    return pack_levels(levels)
 
 
 class PyramidSampler:
@@ -93,6 +88,7 @@ class PyramidSampler:
         self.n_levels = btf.n_levels
         self.max_lod = float(self.n_levels - 1 if self.cfg.max_lod is None
                              else min(self.cfg.max_lod, self.n_levels - 1))
+        self.pairs_t = torch.as_tensor(self.pairs, device=self.device)
         self.wo = torch.as_tensor(btf.wo_dirs, dtype=torch.float32, device=self.device)
         self.wi = torch.as_tensor(btf.wi_dirs, dtype=torch.float32, device=self.device)
         self.generator = torch.Generator().manual_seed(seed)
@@ -126,7 +122,7 @@ class PyramidSampler:
         if self.in_memory:
             assert self.levels is not None
             index, lod, uv = self._draw(n, len(self.pairs))
-            pairs = torch.as_tensor(self.pairs, device=self.device)[index]
+            pairs = self.pairs_t[index]
             levels = self.levels
         else:
             pick = self.rng.choice(len(self.pairs), size=min(self.cfg.images_per_step, len(self.pairs)),

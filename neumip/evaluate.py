@@ -115,7 +115,7 @@ def write_report(scores: list[LevelScore], out_dir: str | Path, title: str) -> d
 
 
 @torch.no_grad()
-def comparison_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int,
+def level_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int,
                      device: str | torch.device = "cpu") -> np.ndarray:
     """uint8 sheet: top row ground truth, bottom row the model, one column per level (each
     upsampled to level-0 size, nearest)."""

@@ -20,7 +20,7 @@ from btf_data.generate import generate
 from btf_data.sampler import PyramidSampler, SamplerConfig
 from neumip.checkpoint import CheckpointError, read_checkpoint
 from neumip.config import ScheduleConfig, TrainConfig
-from neumip.evaluate import comparison_sheet, evaluate_levels, scores_markdown, write_report
+from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
 from neumip.latent_pyramid import latent_level_count
 from neumip.model import NeuMIP
 
@@ -117,7 +117,6 @@ class Trainer:
 
     def save(self) -> Path:
         tensors, meta = self._state_tensors()
-        self.model.blur_sigma.fill_(blur_sigma(self.step, self.cfg.schedule))
         return self.model.save(self.ckpt_path, tensors, meta)
 
     def _resume(self) -> None:
@@ -166,7 +165,7 @@ class Trainer:
             import wandb
 
             i_wo, i_wi = (int(x) for x in self.btf.pairs("held_out")[0])
-            sheet = comparison_sheet(self.model, self.btf, i_wo, i_wi, self.cfg.eval_levels, self.device)
+            sheet = level_sheet(self.model, self.btf, i_wo, i_wi, self.cfg.eval_levels, self.device)
             data["images/gt_vs_model"] = wandb.Image(sheet, caption="top: ground truth, bottom: "
                                                      "NeuMIP; columns: levels 0..5 (held-out pair)")
         self._log(data)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,11 +50,6 @@ class FrameTimes:
     intersect: float = 0.0
     material: float = 0.0
     shade: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def total(self) -> float:
-        return self.intersect + self.material + self.shade
 
 
 def footprint_to_lod(duvdx: torch.Tensor, duvdy: torch.Tensor, resolution: int, n_levels: int,
@@ -72,7 +67,8 @@ def footprint_to_lod(duvdx: torch.Tensor, duvdy: torch.Tensor, resolution: int, 
     return torch.log2(size.clamp_min(1e-12)).clamp(0.0, float(n_levels - 1))
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock timings measure it (no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -106,7 +102,7 @@ def render(scene: Scene, material, resolution: int, n_levels: int, settings: Ren
             py = (pix // w).float() + ((sub // s).float() + jitter[:, 1]) / s
             px, py, pix = px.to(dev), py.to(dev), pix.to(dev)
 
-            _sync(dev)
+            synchronize(dev)
             t0 = time.perf_counter()
             o, d, ddx, ddy = cam.rays(px, py)
             hit = scene.shape.intersect(o, d)
@@ -124,14 +120,14 @@ def render(scene: Scene, material, resolution: int, n_levels: int, settings: Ren
             else:
                 lod = torch.full_like(hit.t, float(fixed_lod))
             sel = torch.nonzero(ok, as_tuple=True)[0]
-            _sync(dev)
+            synchronize(dev)
             t1 = time.perf_counter()
             rgb = material.eval(hit.uv[sel], wi[sel], wo[sel], lod[sel])
-            _sync(dev)
+            synchronize(dev)
             t2 = time.perf_counter()
             radiance = rgb * (wi[sel, 2:3] * irradiance[sel])
             image.index_add_(0, pix[sel], radiance / (s * s))
-            _sync(dev)
+            synchronize(dev)
             t3 = time.perf_counter()
             times.intersect += t1 - t0
             times.material += t2 - t1

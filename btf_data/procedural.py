@@ -48,7 +48,7 @@ class Pattern:
     description: str
 
 
-def _uv_grid(resolution: int) -> tuple[np.ndarray, np.ndarray]:
+def uv_grid(resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """Texel-centre coordinates (R, R) each: u along columns, v along rows."""
     c = (np.arange(resolution) + 0.5) / resolution
     v, u = np.meshgrid(c, c, indexing="ij")
@@ -288,7 +288,7 @@ def procedural_maps(name: str, resolution: int, params: ProceduralParams | None 
     params = params or default_params(name)
     pattern, _ = MATERIALS[name]
     rng = np.random.default_rng(params.seed)
-    u, v = _uv_grid(resolution)
+    u, v = uv_grid(resolution)
     out = PATTERNS[pattern].fn(u, v, params, rng)
     height_texels = np.asarray(out["height"], dtype=np.float64) * resolution
     maps = make_maps(

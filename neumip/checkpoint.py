@@ -62,3 +62,32 @@ def read_checkpoint(
     if meta.get("checkpoint_format", 0) > CHECKPOINT_FORMAT:
         raise CheckpointError(path, f"checkpoint format {meta['checkpoint_format']} is newer than supported")
     return tensors, meta
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state as (tensors named ``optim.<param>.<key>``, JSON-able metadata), so
+    that a resumed run continues exactly where it stopped."""
+    opt = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, st in opt["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"optim.{idx}.{key}"] = val
+            else:
+                scalars[f"{idx}.{key}"] = val
+    return tensors, {"optim_param_groups": opt["param_groups"], "optim_scalars": scalars}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                         meta: dict[str, Any]) -> None:
+    """Inverse of :func:`optimizer_state`."""
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, key = k.split(".", 2)
+            state.setdefault(int(idx), {})[key] = v
+    for k, v in meta["optim_scalars"].items():
+        idx, key = k.split(".", 1)
+        state.setdefault(int(idx), {})[key] = v
+    optimizer.load_state_dict({"state": state, "param_groups": meta["optim_param_groups"]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +25,21 @@ def texel_centres(resolution: tuple[int, int], device: torch.device) -> torch.Te
     return torch.stack([(j.flatten() + 0.5) / w, (i.flatten() + 0.5) / h], dim=1).float()
 
 
+#: Anything that answers material queries: (uv (N, 2), wi (N, 3), wo (N, 3), lod (N,)) -> rgb (N, 3).
+#: A NeuMIP model (:func:`model_query`) and every renderer material's ``eval`` are queries, so
+#: that NeuMIP and the SVBRDF baselines are scored by the same code against the same files.
+Query = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def model_query(model: NeuMIP) -> Query:
+    """A NeuMIP model as a query (inputs already valid: no checks per batch)."""
+    return lambda uv, wi, wo, lod: model(uv, wi, wo, lod, check=False)
+
+
 @torch.no_grad()
-def predict_image(model: NeuMIP, resolution: tuple[int, int], wi: np.ndarray, wo: np.ndarray,
+def predict_image(query: Query, resolution: tuple[int, int], wi: np.ndarray, wo: np.ndarray,
                   lod: float, device: torch.device, chunk: int = 2**18) -> np.ndarray:
-    """The model's image (H, W, 3) at texel centres for one (wi, wo) pair at ``lod``."""
+    """The query's image (H, W, 3) at texel centres for one (wi, wo) pair at ``lod``."""
     uv = texel_centres(resolution, device)
     n = uv.shape[0]
     out = []
@@ -36,7 +48,7 @@ def predict_image(model: NeuMIP, resolution: tuple[int, int], wi: np.ndarray, wo
     lod_t = torch.full((n,), float(lod), device=device)
     for s in range(0, n, chunk):
         e = s + chunk
-        out.append(model(uv[s:e], wi_t[s:e], wo_t[s:e], lod_t[s:e], check=False))
+        out.append(query(uv[s:e], wi_t[s:e], wo_t[s:e], lod_t[s:e]))
     return torch.cat(out).reshape(*resolution, 3).cpu().numpy()
 
 
@@ -55,12 +67,11 @@ class LevelScore:
 
 
 @torch.no_grad()
-def evaluate_levels(model: NeuMIP, btf: BTFFile, levels: int = 6, subset: str = "held_out",
-                    device: str | torch.device = "cpu", max_pairs: int | None = None) -> list[LevelScore]:
-    """Per-level scores on the ``subset`` pairs (all of them, or the first max_pairs)."""
+def evaluate_query(query: Query, btf: BTFFile, levels: int = 6, subset: str = "held_out",
+                   device: str | torch.device = "cpu", max_pairs: int | None = None) -> list[LevelScore]:
+    """Per-level scores of any query on the ``subset`` pairs (all of them, or the first
+    max_pairs), against the file's level-0 images and ``pyramid/<k>``."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     pairs = btf.pairs(subset)[:max_pairs]
     scores = []
     for k in range(min(levels, btf.n_levels)):
@@ -69,12 +80,22 @@ def evaluate_levels(model: NeuMIP, btf: BTFFile, levels: int = 6, subset: str = 
         count = 0
         for i_wo, i_wi in pairs:
             gt = btf.image(int(i_wo), int(i_wi), k)
-            pred = predict_image(model, res, btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k, device)
+            pred = predict_image(query, res, btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k, device)
             se_t += float(((tonemap(pred) - tonemap(gt)) ** 2).sum())
             se_l += float(((pred - gt) ** 2).sum())
             count += gt.size
         mse_t, mse_l = se_t / count, se_l / count
         scores.append(LevelScore(k, res[0], psnr(mse_t), mse_t, mse_l))
+    return scores
+
+
+@torch.no_grad()
+def evaluate_levels(model: NeuMIP, btf: BTFFile, levels: int = 6, subset: str = "held_out",
+                    device: str | torch.device = "cpu", max_pairs: int | None = None) -> list[LevelScore]:
+    """Per-level scores of a NeuMIP model (in eval mode) on the ``subset`` pairs."""
+    was_training = model.training
+    model.eval()
+    scores = evaluate_query(model_query(model), btf, levels, subset, device, max_pairs)
     model.train(was_training)
     return scores
 
@@ -126,7 +147,8 @@ def level_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int,
     top, bottom = [], []
     for k in range(min(levels, btf.n_levels)):
         gt = btf.image(i_wo, i_wi, k)
-        pred = predict_image(model, btf.resolution(k), btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k, device)
+        pred = predict_image(model_query(model), btf.resolution(k), btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k,
+                             device)
         for row, img in ((top, gt), (bottom, pred)):
             row.append(to_uint8(np.repeat(np.repeat(img, 2**k, 0), 2**k, 1)))
             row.append(np.full((h, 2, 3), 255, np.uint8))

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from btf_data.btf_file import BTFFile
 from btf_data.generate import generate
 from btf_data.sampler import PyramidSampler, SamplerConfig
-from neumip.checkpoint import CheckpointError, read_checkpoint
+from neumip.checkpoint import CheckpointError, load_optimizer_state, optimizer_state, read_checkpoint
 from neumip.config import ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
 from neumip.latent_pyramid import latent_level_count
@@ -95,21 +95,12 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def _state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors: dict[str, torch.Tensor] = {}
-        opt = self.optimizer.state_dict()
-        scalars: dict[str, Any] = {}
-        for idx, st in opt["state"].items():
-            for key, val in st.items():
-                if torch.is_tensor(val):
-                    tensors[f"optim.{idx}.{key}"] = val
-                else:
-                    scalars[f"{idx}.{key}"] = val
+        tensors, optim_meta = optimizer_state(self.optimizer)
         tensors["rng.sampler"] = self.sampler.generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
         meta = {
             "step": self.step,
-            "optim_param_groups": opt["param_groups"],
-            "optim_scalars": scalars,
+            **optim_meta,
             "rng_numpy": self.sampler.rng.bit_generator.state,
             "train_config": asdict(self.cfg),
         }
@@ -125,15 +116,7 @@ class Trainer:
         tensors, meta = read_checkpoint(self.ckpt_path, "cpu")
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(state)
-        opt_state: dict[int, dict[str, Any]] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, idx, key = k.split(".", 2)
-                opt_state.setdefault(int(idx), {})[key] = v
-        for k, v in meta["optim_scalars"].items():
-            idx, key = k.split(".", 1)
-            opt_state.setdefault(int(idx), {})[key] = v
-        self.optimizer.load_state_dict({"state": opt_state, "param_groups": meta["optim_param_groups"]})
+        load_optimizer_state(self.optimizer, tensors, meta)
         self.sampler.generator.set_state(tensors["rng.sampler"])
         torch.set_rng_state(tensors["rng.torch"])
         self.sampler.rng.bit_generator.state = meta["rng_numpy"]

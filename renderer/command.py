@@ -9,12 +9,14 @@ from pathlib import Path
 
 from btf_data.atomic import atomic_path
 from btf_data.btf_file import BTFFile
+from renderer.baselines import METHODS as SVBRDF_METHODS
+from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
 from renderer.materials import MeasuredBTFMaterial, NeuMIPMaterial, SVBRDFMaterial
 from renderer.output import comparison_sheet, scores_markdown, write_exr, write_png
 from renderer.render import RenderSettings, render
 from renderer.scene_config import SceneConfig, build_scene
 
-MATERIALS = ("neumip", "measured", "svbrdf")
+MATERIALS = ("neumip", "measured", "svbrdf", *SVBRDF_METHODS)
 
 
 @dataclass
@@ -22,11 +24,16 @@ class RenderCommandConfig:
     """Options of ``neumip-render`` (conf/neumip_render.yaml)."""
 
     scene: SceneConfig = field(default_factory=SceneConfig)
-    material: str = "neumip"
+    method: str = "neumip"
+    """What to render: neumip, measured (the BTF file), svbrdf (exact level 0) or an SVBRDF
+    mipmapping baseline (naive, gaussian, toksvig, lean, mipnet, fit). Named ``method`` because
+    ``material`` is btf-generate's config group."""
     checkpoint: str | None = None
     btf: str | None = None
-    """The BTF file (measured, svbrdf, reference); default: the one the checkpoint names."""
+    """The BTF file (measured, svbrdf, baselines, reference); default: the one the checkpoint
+    names."""
     compare: list[str] = field(default_factory=list)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
     width: int = 512
     height: int = 512
     reference_spp: int = 4
@@ -57,6 +64,17 @@ def make_material(name: str, cfg: RenderCommandConfig, neumip: NeuMIPMaterial | 
             res, n_levels = btf.resolution(0)[0], btf.n_levels
         m = MeasuredBTFMaterial(path, dev) if name == "measured" else SVBRDFMaterial.from_file(path, dev)
         return m, res, n_levels
+    if name in SVBRDF_METHODS:
+        path = _data_path(cfg, neumip)
+        with BTFFile(path) as btf:
+            maps = btf.svbrdf()
+        if maps is None:
+            raise ValueError(f"{path}: method {name} needs the SVBRDF maps of a synthetic material; "
+                             "this file is a measured BTF")
+        pyramid = build_pyramid(name, maps, cfg.baselines)
+        print(f"{name}: pyramid of {pyramid.n_levels} levels built in {pyramid.build_seconds:.1f} s")
+        m = SVBRDFPyramidMaterial(pyramid, dev)
+        return m, m.resolution, m.n_levels
     raise ValueError(f"unknown material {name!r}; known: {', '.join(MATERIALS)}")
 
 
@@ -66,7 +84,10 @@ def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
     out = Path(cfg.out)
     written: dict[str, Path] = {}
     neumip = NeuMIPMaterial(cfg.checkpoint, cfg.settings.device) if cfg.checkpoint else None
-    methods = list(cfg.compare) or [cfg.material]
+    methods = list(cfg.compare) or [cfg.method]
+    unknown = [m for m in methods if m not in MATERIALS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; known: {', '.join(MATERIALS)}")
     images = {}
     for name in methods:
         material, res, n_levels = make_material(name, cfg, neumip)

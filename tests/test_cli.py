@@ -67,3 +67,28 @@ def test_import_config_composes():
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("import_ubo", overrides=["path=a.btf", "out=a.h5"])
     assert to_dataclass(ImportConfig, cfg).path == "a.btf"
+
+
+def test_mipnet_train_command_trains_exports_and_resumes(tmp_path):
+    from renderer.baselines.mipnet import load_mipnet
+
+    out = tmp_path / "mipnet"
+    args = ["mipnet-train", "mipnet_preset=debug", f"out_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    p = run(*args, f"export={tmp_path / 'exported.safetensors'}")
+    assert p.returncode == 0, p.stderr[-2000:]
+    model, meta = load_mipnet(tmp_path / "exported.safetensors")
+    assert meta["steps"] == 10 and meta["arch"]["width_a"] == 16
+    assert (out / "loss.png").stat().st_size > 0 and (out / "log.jsonl").stat().st_size > 0
+    p = run(*args, "resume=true", "steps=14")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert load_mipnet(out / "mipnet.safetensors")[1]["steps"] == 14
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu", "debug"])
+def test_mipnet_presets_compose_into_the_typed_config(preset):
+    from renderer.baselines.mipnet_train import MIPNetTrainConfig
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("mipnet_train", overrides=[f"mipnet_preset={preset}", "out_dir=x"])
+    train = to_dataclass(MIPNetTrainConfig, cfg)
+    assert train.crop & (train.crop - 1) == 0 and train.arch.width_a > 0

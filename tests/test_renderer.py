@@ -178,3 +178,28 @@ def test_render_command_writes_exr_png_and_comparison(tiles16, tmp_path):
     with OpenEXR.File(str(out / "measured.exr")) as f:
         assert f.channels()["RGB"].pixels.shape == (32, 40, 3)
     assert "| measured |" in (out / "compare.md").read_text()
+
+
+def test_render_command_renders_svbrdf_baselines_beside_the_reference(tmp_path):
+    from tests.conftest import synthetic_btf
+
+    leather = synthetic_btf(tmp_path, "leather", resolution=16, directions="tiny")
+    out = tmp_path / "b"
+    base = [str(Path(sys.executable).parent / "neumip-render"), f"btf={leather}", "width=40", "height=32",
+            "reference_spp=2", "settings.progress=false", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    p = subprocess.run([*base, "compare=[naive,lean,fit]", "baselines.fit.steps=5", f"out={out}"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    md = (out / "compare.md").read_text()
+    for name in ("naive", "lean", "fit"):
+        assert f"| {name} |" in md and (out / f"{name}.exr").stat().st_size > 0
+    one = subprocess.run([*base, "method=toksvig", f"out={tmp_path / 'one'}"], capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert (tmp_path / "one" / "toksvig.png").stat().st_size > 0
+
+
+def test_svbrdf_baselines_refuse_a_measured_btf(small_btf):
+    path, _ = small_btf
+    with pytest.raises(ValueError, match="needs the SVBRDF maps of a synthetic material"):
+        make_material("lean", RenderCommandConfig(btf=str(path)))

@@ -33,6 +33,9 @@ class FitConfig:
     pairs: int = 16
     """(wi, wo) pairs per step, fresh each step."""
     lr: float = 5e-3
+    adam_eps: float = 1e-6
+    """Adam's epsilon: steps are scale-free above it, so it keeps round-off-sized gradients (a
+    level that is already exact) from moving the parameters."""
     z_min: float = 0.25
     """Lowest cosine of the sampled light and view directions."""
     seed: int = 0
@@ -44,21 +47,23 @@ class LevelParams(torch.nn.Module):
 
     def __init__(self, levels: list[dict[str, torch.Tensor]]) -> None:
         super().__init__()
+        #: eps I of T = S^2 + eps I, the same floor as every other method's tensors.
+        self.floor = torch.tensor([1.0, 1.0, 0.0]) * 2.0 * MIN_VARIANCE
         self.slopes = torch.nn.ParameterList()
         self.sqrt = torch.nn.ParameterList()
         self.albedo = torch.nn.ParameterList()
         for lv in levels[1:]:
             n = lv["normal"]
             self.slopes.append(torch.nn.Parameter(n[..., :2] / n[..., 2:]))
-            self.sqrt.append(torch.nn.Parameter(tensor_sqrt(lv["tensor"])))
+            self.sqrt.append(torch.nn.Parameter(tensor_sqrt(lv["tensor"] - self.floor)))
             self.albedo.append(torch.nn.Parameter(lv["albedo"].clone()))
 
     def level(self, i: int) -> dict[str, torch.Tensor]:
         """Normal, tensor and albedo of level i + 1."""
         b = self.slopes[i]
         normal = normalize(torch.cat([b, torch.ones_like(b[..., :1])], dim=-1))
-        eye = torch.tensor([1.0, 1.0, 0.0]) * 2.0 * MIN_VARIANCE
-        return {"normal": normal, "tensor": tensor_from_sqrt(self.sqrt[i]) + eye, "albedo": self.albedo[i]}
+        return {"normal": normal, "tensor": tensor_from_sqrt(self.sqrt[i]) + self.floor,
+                "albedo": self.albedo[i]}
 
     @torch.no_grad()
     def clamp_(self) -> None:
@@ -72,7 +77,7 @@ def fit_pyramid(maps: SVBRDFMaps, cfg: FitConfig | None = None) -> SVBRDFPyramid
     levels = lean_levels(maps)
     n = len(levels)
     params = LevelParams(levels)
-    opt = torch.optim.Adam(params.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(params.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     g = torch.Generator().manual_seed(cfg.seed)
     level0 = levels[0]
     r = maps.resolution[0]
@@ -83,16 +88,21 @@ def fit_pyramid(maps: SVBRDFMaps, cfg: FitConfig | None = None) -> SVBRDFPyramid
         with torch.no_grad():
             refs = reference_levels(level0, wi, wo, n)
         loss = torch.zeros(())
+        mse_sum = torch.zeros(())
         for i in range(n - 1):
             fitted = params.level(i)
             lv = levels[i + 1]
             pred = shade_grid({**lv, **fitted}, wi, wo)
-            loss = loss + ((tonemap_torch(pred) - tonemap_torch(refs[i + 1])) ** 2).mean()
+            # Per texel, the mean over pairs and channels; summed over texels so that a texel's
+            # gradient does not shrink with the level's size.
+            err = ((tonemap_torch(pred) - tonemap_torch(refs[i + 1])) ** 2).mean(dim=(0, -1))
+            loss = loss + err.sum()
+            mse_sum = mse_sum + err.mean().detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         params.clamp_()
-        bar.set_postfix(mse=f"{loss.item() / (n - 1):.2e}")
+        bar.set_postfix(mse=f"{mse_sum.item() / (n - 1):.2e}")
     with torch.no_grad():
         for i in range(n - 1):
             levels[i + 1] = {**levels[i + 1], **{k: v.detach() for k, v in params.level(i).items()}}

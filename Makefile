@@ -17,16 +17,17 @@ install: $(STAMP)
 
 # The main job on the default material: make its BTF (skipped when it exists), train NeuMIP with
 # the cpu preset (about 10 minutes on 2 cores), evaluate it on the held-out directions, and render
-# the plane scene with it beside the measured BTF and the supersampled reference.
+# the plane scene with it beside the measured BTF, the naive, LEAN and MIPNet SVBRDF mipmaps and the
+# supersampled reference.
 demo: install
 	test -f outputs/data/weave.h5 || $(VENV)/bin/btf-generate material=weave \
 		out=outputs/data/weave.h5 preview=$(DEMO)/weave_preview.png
 	$(VENV)/bin/neumip-train data=weave preset=cpu out_dir=$(DEMO)/neumip_weave
 	$(VENV)/bin/neumip-render scene=plane checkpoint=$(DEMO)/neumip_weave/checkpoints/last.safetensors \
-		'compare=[neumip,measured]' width=512 height=384 reference_spp=4 out=$(DEMO)/render
+		'compare=[neumip,measured,naive,lean,mipnet]' width=512 height=384 reference_spp=4 out=$(DEMO)/render
 	@echo "demo: data outputs/data/weave.h5"
 	@echo "demo: model, eval.md and eval_psnr.png in $(DEMO)/neumip_weave/checkpoints"
-	@echo "demo: plane scene (NeuMIP, measured BTF, reference; compare.png, compare.md) in $(DEMO)/render"
+	@echo "demo: plane scene (NeuMIP, measured BTF, naive, LEAN, MIPNet, reference; compare.png, compare.md) in $(DEMO)/render"
 
 test: install
 	$(PY) -m pytest -q

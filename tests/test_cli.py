@@ -82,6 +82,8 @@ def test_mipnet_train_command_trains_exports_and_resumes(tmp_path):
     p = run(*args, "resume=true", "steps=14")
     assert p.returncode == 0, p.stderr[-2000:]
     assert load_mipnet(out / "mipnet.safetensors")[1]["steps"] == 14
+    p = run(*args, "resume=true", "steps=20", "arch.width_a=8")
+    assert p.returncode != 0 and "was trained with another 'arch'" in p.stderr
 
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu", "debug"])

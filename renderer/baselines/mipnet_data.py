@@ -14,7 +14,9 @@ make it again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +112,8 @@ def material_set(cfg: MaterialSetConfig, held_out: bool, cache_dir: str | Path |
     cache = None
     if cache_dir is not None:
         tag = "held_out" if held_out else "train"
-        cache = Path(cache_dir) / f"{tag}_{n}x{cfg.resolution}_seed{cfg.seed}.npy"
+        digest = hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+        cache = Path(cache_dir) / f"{tag}_{n}x{cfg.resolution}_{digest}.npy"
         if cache.is_file():
             arr = np.load(cache, allow_pickle=False)
             if arr.shape == (n, cfg.resolution, cfg.resolution, 10):

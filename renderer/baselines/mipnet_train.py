@@ -194,6 +194,11 @@ class MIPNetTrainer:
         tensors, meta = read_checkpoint(self.ckpt_path)
         if meta.get("kind") != "mipnet_training":
             raise CheckpointError(self.ckpt_path, "not a MIPNet training checkpoint")
+        saved = meta.get("train_config", {})
+        for key in ("arch", "data", "crop"):
+            if saved.get(key) != asdict(self.cfg).get(key):
+                raise CheckpointError(self.ckpt_path, f"was trained with another {key!r} "
+                                      f"({saved.get(key)}); resume with the same settings or a new out_dir")
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         load_optimizer_state(self.optimizer, tensors, meta)
         self.generator.set_state(tensors["rng.batches"])

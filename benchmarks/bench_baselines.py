@@ -64,8 +64,9 @@ def main() -> None:
     (out / "baselines.json").write_text(json.dumps(results, indent=2))
     lines = [f"Held-out PSNR (dB, tone-mapped) per level, {torch.get_num_threads()} threads", ""]
     for name, r in results.items():
+        header = " | ".join(f"L{k}" for k in range(args.levels))
         lines += [f"#### {name} ({r['family']})", "",
-                  "| method | " + " | ".join(f"L{k}" for k in range(args.levels)) + " | mean 1-5 | build (s) |",
+                  f"| method | {header} | mean 1-5 | build (s) |",
                   "|---|" + "---|" * (args.levels + 2)]
         for method, m in r["methods"].items():
             coarse = m["psnr"][1:6]

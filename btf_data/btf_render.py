@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,7 +31,11 @@ class RenderConfig:
     """How the synthetic BTF is traced (conf/render/default.yaml)."""
 
     samples_per_axis: int = 2
-    """Stratified, jittered samples per texel along each axis (s x s per texel)."""
+    """Stratified, jittered samples per texel along each axis (s x s per texel), for displaced
+    materials. A normal-mapped plane is shaded once at each texel centre: its level 0 is the
+    per-texel BRDF of its maps, which is also the SVBRDF baselines' level 0, so its box pyramid is
+    their reference exactly (sub-texel samples would shade bilinearly blended normals, a smoother
+    material than the maps')."""
     march_step: float = 0.5
     """Largest step of a ray march, in level-0 texels (horizontal or vertical)."""
     refine_steps: int = 8
@@ -247,6 +251,8 @@ def render_btf(
     wo_dirs: (n_wo, 3), wi_dirs: (n_wi, 3) unit vectors with z > 0 (tangent frame, z up).
     """
     cfg = cfg or RenderConfig()
+    if not maps.displaced:
+        cfg = replace(cfg, samples_per_axis=1, jitter=False)
     for name, dirs in (("wo_dirs", wo_dirs), ("wi_dirs", wi_dirs)):
         dirs = np.asarray(dirs)
         if dirs.ndim != 2 or dirs.shape[1] != 3:

@@ -75,10 +75,12 @@ def main() -> None:
         lines.append("")
     (out / "baselines.md").write_text("\n".join(lines))
     plot(results, out / "baselines.png", args.levels)
+    print(f"wrote {out / 'baselines.md'}, {out / 'baselines.json'}, {out / 'baselines.png'}")
     print("\n".join(lines))
 
 
 def plot(results: dict, path: Path, levels: int) -> None:
+    """One panel per material, PSNR per level 1.. per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,8 +91,8 @@ def plot(results: dict, path: Path, levels: int) -> None:
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), dpi=110, squeeze=False)
     for ax, (name, r) in zip(axes.flat, results.items(), strict=False):
-        for method, m in r["methods"].items():
-            ax.plot(range(levels), m["psnr"][:levels], "o-", ms=3, label=method)
+        for method, m in r["methods"].items():  # level 0 is the maps for every method
+            ax.plot(range(1, levels), m["psnr"][1:levels], "o-", ms=3, label=method)
         ax.set_title(f"{name} ({r['family']})", fontsize=9)
         ax.set_xlabel("level")
         ax.set_ylabel("held-out PSNR (dB)")
@@ -98,6 +100,8 @@ def plot(results: dict, path: Path, levels: int) -> None:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
+    fig.suptitle("SVBRDF mipmaps: held-out PSNR per level (level 0, the maps, is the same for all)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -79,16 +79,21 @@ class BTFFile:
     sample of images. A bad file raises :class:`BTFFormatError` naming the file and the problem.
     """
 
-    def __init__(self, path: str | Path, full_check: bool = False) -> None:
+    def __init__(self, path: str | Path, full_check: bool = False, check_pyramid: bool = True) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise BTFFormatError(self.path, "no such file")
+        if self.path.is_dir():
+            raise BTFFormatError(self.path, "is a directory, not a BTF file")
+        self.full_check = full_check
+        self.value_stats: tuple[float, float, float] | None = None
+        """(min, max, mean) of all radiance values, measured by a full check (None otherwise)."""
         try:
             self._f = h5py.File(self.path, "r")
         except OSError as e:
             raise BTFFormatError(self.path, f"not a readable HDF5 file ({e})") from None
         try:
-            self._validate(full_check)
+            self._validate(full_check, check_pyramid)
         except BTFFormatError:
             self._f.close()
             raise
@@ -100,7 +105,7 @@ class BTFFile:
     def _fail(self, problem: str) -> None:
         raise BTFFormatError(self.path, problem)
 
-    def _validate(self, full_check: bool) -> None:
+    def _validate(self, full_check: bool, check_pyramid: bool) -> None:
         f = self._f
         version = f.attrs.get("format_version")
         if version is None:
@@ -110,6 +115,8 @@ class BTFFile:
         for name in ("radiance", "wo_dirs", "wi_dirs", "split"):
             if name not in f:
                 self._fail(f"missing dataset '{name}'")
+            if not isinstance(f[name], h5py.Dataset):
+                self._fail(f"'{name}' is an HDF5 {type(f[name]).__name__.lower()}, expected a dataset")
         rad = f["radiance"]
         if rad.ndim != 5 or rad.shape[-1] != 3:
             self._fail(f"'radiance' has shape {rad.shape}, expected (n_wo, n_wi, H, W, 3)")
@@ -121,8 +128,11 @@ class BTFFile:
         self.wo_dirs = self._directions("wo_dirs", n_wo)
         self.wi_dirs = self._directions("wi_dirs", n_wi)
         split = f["split"][()]
-        if split.shape != (n_wo, n_wi) or not np.isin(split, (0, 1)).all():
-            self._fail(f"'split' must be (n_wo, n_wi) = {(n_wo, n_wi)} of 0/1, got {split.shape}")
+        if split.shape != (n_wo, n_wi):
+            self._fail(f"'split' has shape {split.shape}, expected (n_wo, n_wi) = {(n_wo, n_wi)}")
+        bad = np.setdiff1d(np.unique(split), (0, 1))
+        if bad.size:
+            self._fail(f"'split' may hold only 0 (training) and 1 (held-out), found {int(bad[0])}")
         self.split = split.astype(np.uint8)
         self.n_levels = level_count(h, w)
         self.has_pyramid = "pyramid" in f
@@ -131,6 +141,8 @@ class BTFFile:
                 key = f"pyramid/{k}"
                 if key not in f:
                     self._fail(f"pyramid is incomplete: missing level {k} of 1..{self.n_levels - 1}")
+                if not isinstance(f[key], h5py.Dataset):
+                    self._fail(f"'{key}' is not a dataset")
                 want = (n_wo, n_wi, h >> k, w >> k, 3)
                 if f[key].shape != want:
                     self._fail(f"'{key}' has shape {f[key].shape}, expected {want}")
@@ -139,9 +151,9 @@ class BTFFile:
                 shape = f[f"svbrdf/{name}"].shape
                 if name not in SVBRDF_MAPS or shape[:2] != (h, w):
                     self._fail(f"'svbrdf/{name}' is unknown or has shape {shape}, not ({h}, {w}, ...)")
-        self._check_finite(full_check)
-        if self.has_pyramid:
-            self._check_pyramid()
+        self._check_values(full_check, check_pyramid)
+        if self.has_pyramid and check_pyramid:
+            self._check_pyramid(full_check)
 
     def _directions(self, name: str, n: int) -> np.ndarray:
         d = self._f[name][()].astype(np.float64)
@@ -166,22 +178,46 @@ class BTFFile:
             pairs.add((int(rng.integers(n_wo)), int(rng.integers(n_wi))))
         return sorted(pairs)
 
-    def _check_finite(self, full_check: bool) -> None:
-        rad = self._f["radiance"]
-        if full_check or rad.size * rad.dtype.itemsize <= FULL_CHECK_BYTES:
-            for i in range(rad.shape[0]):
-                if not np.isfinite(rad[i]).all():
-                    j = int(np.nonzero(~np.isfinite(rad[i]).reshape(rad.shape[1], -1).all(1))[0][0])
-                    self._fail(f"'radiance'[{i}, {j}] has NaN or infinite values")
-        else:
-            for i, j in self._sample_pairs():
-                if not np.isfinite(rad[i, j]).all():
-                    self._fail(f"'radiance'[{i}, {j}] has NaN or infinite values")
+    def _check_images(self, name: str, data: np.ndarray, where: str) -> None:
+        """Values must be finite and non-negative (radiance): either breaks training."""
+        if not np.isfinite(data).all():
+            self._fail(f"'{name}'{where} has NaN or infinite values")
+        lo = float(data.min())
+        if lo < 0:
+            self._fail(f"'{name}'{where} has negative values (min {lo:.4g}); radiance must be >= 0")
 
-    def _check_pyramid(self) -> None:
+    def _check_values(self, full_check: bool, check_pyramid: bool) -> None:
+        """Every image of level 0 and the pyramid when the file is small or ``full_check``,
+        a sample of images otherwise; a full check also measures the values' statistics."""
+        names = ["radiance"] + ([f"pyramid/{k}" for k in range(1, self.n_levels)]
+                                if self.has_pyramid and check_pyramid else [])
+        rad = self._f["radiance"]
+        everything = full_check or rad.size * rad.dtype.itemsize <= FULL_CHECK_BYTES
+        for name in names:
+            ds = self._f[name]
+            if everything:
+                lo, hi, total = math.inf, -math.inf, 0.0
+                for i in range(ds.shape[0]):
+                    view = ds[i]
+                    self._check_images(name, view, f"[{i}]")
+                    if name == "radiance":
+                        lo, hi = min(lo, float(view.min())), max(hi, float(view.max()))
+                        total += float(view.astype(np.float64).sum())
+                if name == "radiance":
+                    self.value_stats = (lo, hi, total / rad.size)
+            else:
+                for i, j in self._sample_pairs():
+                    self._check_images(name, ds[i, j], f"[{i}, {j}]")
+
+    def _check_pyramid(self, full_check: bool) -> None:
+        """The pyramid is the filter of level 0: on two sample images, or on every image."""
         kind = self.filter
         tol = 2e-3 if self._f["radiance"].dtype == np.float16 else 1e-5
-        for i, j in self._sample_pairs()[:2]:
+        if full_check:
+            pairs = [(i, j) for i in range(self.split.shape[0]) for j in range(self.split.shape[1])]
+        else:
+            pairs = self._sample_pairs()[:2]
+        for i, j in pairs:
             base = self.image(i, j).astype(np.float64)
             want = filtered_pyramid(base, kind, self.sigma_scale)
             for k, ref in enumerate(want, start=1):
@@ -191,7 +227,7 @@ class BTFFile:
                     err = float(np.abs(got - ref).max())
                     self._fail(
                         f"'pyramid/{k}'[{i}, {j}] does not match the {kind} filter of level 0 "
-                        f"(max abs error {err:.3g})"
+                        f"(max abs error {err:.3g}); btf-pyramid FILE rewrites it"
                     )
 
     # -- access -------------------------------------------------------------------------------
@@ -397,7 +433,7 @@ def rewrite_pyramid(path: str | Path, kind: str = "box", sigma_scale: float = 0.
     original untouched.
     """
     path = Path(path)
-    with BTFFile(path) as src:
+    with BTFFile(path, check_pyramid=False) as src:  # the old pyramid may be what is broken
         n_wo = src.shape[0]
     with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)

@@ -52,11 +52,23 @@ def describe(btf: BTFFile) -> str:
         + (f" (sigma_k = {btf.sigma_scale} * 2^k texels)" if btf.filter == "gaussian" else ""),
         f"storage     {rad.dtype}, {rad.compression or 'uncompressed'}; "
         f"{_size(btf.nbytes_on_disk)} on disk ({_size(uncompressed)} uncompressed)",
-        f"values      min {a.get('value_min', float('nan')):.4g}, "
-        f"max {a.get('value_max', float('nan')):.4g}, mean {a.get('value_mean', float('nan')):.4g}",
+        values_line(btf),
         f"svbrdf      {maps}",
     ]
     return "\n".join(lines)
+
+
+def values_line(btf: BTFFile) -> str:
+    """The radiance's min / max / mean: measured when the open read every value (small files,
+    ``--check``), else the statistics the writer stored, labelled as such."""
+    if btf.value_stats is not None:
+        lo, hi, mean = btf.value_stats
+        source = "measured over every value"
+    else:
+        a = btf.attrs
+        lo, hi, mean = (float(a.get(k, float("nan"))) for k in ("value_min", "value_max", "value_mean"))
+        source = "as stored by the writer; --check measures them"
+    return f"values      min {lo:.4g}, max {hi:.4g}, mean {mean:.4g} ({source})"
 
 
 def preview_pairs(btf: BTFFile, count: int = 4) -> list[tuple[int, int]]:
@@ -95,7 +107,8 @@ def write_preview(btf: BTFFile, out: str | Path, max_levels: int = 6) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="btf-info", description=__doc__)
     p.add_argument("file")
-    p.add_argument("--check", action="store_true", help="check every value for NaN/inf")
+    p.add_argument("--check", action="store_true", help="check everything: every value of level 0 and of "
+                   "the pyramid (finite, non-negative) and every image's pyramid against its filter")
     p.add_argument("--preview", metavar="PNG", help="write a preview sheet (rows: view/light "
                    "pairs, columns: levels 0..5)")
     p.add_argument("--json", action="store_true", help="print the attributes as JSON too")

@@ -178,13 +178,20 @@ class BTFFile:
             pairs.add((int(rng.integers(n_wo)), int(rng.integers(n_wi))))
         return sorted(pairs)
 
-    def _check_images(self, name: str, data: np.ndarray, where: str) -> None:
-        """Values must be finite and non-negative (radiance): either breaks training."""
-        if not np.isfinite(data).all():
-            self._fail(f"'{name}'{where} has NaN or infinite values")
-        lo = float(data.min())
-        if lo < 0:
-            self._fail(f"'{name}'{where} has negative values (min {lo:.4g}); radiance must be >= 0")
+    def _check_images(self, name: str, data: np.ndarray, i: int, j: int | None = None) -> None:
+        """Values must be finite and non-negative (radiance): either breaks training. data is one
+        view (n_wi, H, W, 3) when j is None, else one image; the message names the (wo, wi) pair."""
+        per_image = data.reshape(data.shape[0], -1) if j is None else data.reshape(1, -1)
+        finite = np.isfinite(per_image).all(axis=1)
+        negative = (np.where(np.isfinite(per_image), per_image, 0) < 0).any(axis=1)
+        for bad, problem in ((~finite, "has NaN or infinite values"), (negative, "has negative values")):
+            if bad.any():
+                jj = int(np.nonzero(bad)[0][0]) if j is None else j
+                extra = ""
+                if problem.startswith("has negative"):
+                    img = per_image[int(np.nonzero(bad)[0][0])]
+                    extra = f" (min {float(img.min()):.4g}); radiance must be >= 0"
+                self._fail(f"'{name}'[{i}, {jj}] {problem}{extra}")
 
     def _check_values(self, full_check: bool, check_pyramid: bool) -> None:
         """Every image of level 0 and the pyramid when the file is small or ``full_check``,
@@ -199,7 +206,7 @@ class BTFFile:
                 lo, hi, total = math.inf, -math.inf, 0.0
                 for i in range(ds.shape[0]):
                     view = ds[i]
-                    self._check_images(name, view, f"[{i}]")
+                    self._check_images(name, view, i)
                     if name == "radiance":
                         lo, hi = min(lo, float(view.min())), max(hi, float(view.max()))
                         total += float(view.astype(np.float64).sum())
@@ -207,7 +214,7 @@ class BTFFile:
                     self.value_stats = (lo, hi, total / rad.size)
             else:
                 for i, j in self._sample_pairs():
-                    self._check_images(name, ds[i, j], f"[{i}, {j}]")
+                    self._check_images(name, ds[i, j], i, j)
 
     def _check_pyramid(self, full_check: bool) -> None:
         """The pyramid is the filter of level 0: on two sample images, or on every image."""

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from btf_data.brdf import isotropic_tensor, microfacet_brdf, to_local_frame
+from btf_data.config_checks import require
 from btf_data.lookup import lookup_bilinear
 from btf_data.svbrdf import SVBRDFMaps
 
@@ -52,6 +53,12 @@ class RenderConfig:
     centre)."""
     seed: int = 0
     """Seed of the sample jitter."""
+
+    def __post_init__(self) -> None:
+        require(self.samples_per_axis >= 1, "render.samples_per_axis", self.samples_per_axis, ">= 1")
+        require(self.march_step > 0, "render.march_step", self.march_step, "> 0")
+        require(self.shadow_scale >= 1, "render.shadow_scale", self.shadow_scale, ">= 1")
+        require(self.max_steps >= 1, "render.max_steps", self.max_steps, ">= 1")
 
 
 class HeightfieldMaterial:

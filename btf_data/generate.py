@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from btf_data.btf_file import BTFWriter
 from btf_data.btf_render import RenderConfig, render_btf
+from btf_data.config_checks import is_power_of_two, require
 from btf_data.directions import direction_set, split_pairs
 from btf_data.material_maps import MapsConfig, maps_material
 from btf_data.procedural import MATERIALS, default_params, procedural_maps
@@ -64,6 +65,12 @@ class GenerateConfig:
     progress: bool = True
     preview: str | None = None
     """Also write a preview sheet (PNG) here: rows of view/light pairs, columns of levels."""
+
+    def __post_init__(self) -> None:
+        require(is_power_of_two(self.resolution), "resolution", self.resolution,
+                "a power of two >= 2 (training needs the full pyramid), e.g. 128")
+        require(0.0 <= self.held_out_fraction < 1.0, "held_out_fraction", self.held_out_fraction, "in [0, 1)")
+        require(self.dtype in ("float16", "float32"), "dtype", self.dtype, "float16 or float32")
 
 
 def material_maps(cfg: MaterialConfig, resolution: int) -> SVBRDFMaps:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from btf_data.config_checks import require
 from btf_data.generate import GenerateConfig
 
 
@@ -35,6 +36,14 @@ class ModelConfig:
     init_std: float = 0.1
     """Latent initialisation N(0, init_std^2)."""
 
+    def __post_init__(self) -> None:
+        for key in ("latent_channels", "offset_channels", "offset_width", "offset_layers",
+                    "decoder_width", "decoder_layers"):
+            require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
+        require(self.levels is None or self.levels >= 1, "model.levels", self.levels, "null or >= 1")
+        require(self.backend in ("auto", "torch", "tcnn"), "model.backend", self.backend,
+                "auto, torch or tcnn")
+
 
 @dataclass
 class DataConfig:
@@ -44,6 +53,9 @@ class DataConfig:
     path: str = "outputs/data/${data.name}.h5"
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     """How to make the file when it does not exist (material, resolution, directions)."""
+    generate_if_missing: bool = True
+    """Make the file when it is missing: only for the named synthetic materials (conf/data/
+    <name>.yaml); ``data=file`` sets it false, so a mistyped path is an error, not a new weave."""
     memory_budget_mib: int = 2048
     """Hold the training pyramid in memory up to this size, else stream images."""
     images_per_step: int = 16
@@ -57,6 +69,9 @@ class OptimConfig:
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
+
+    def __post_init__(self) -> None:
+        require(self.lr > 0, "optim.lr", self.lr, "> 0")
 
 
 @dataclass
@@ -78,6 +93,14 @@ class ScheduleConfig:
     lod_power: float = 1.0
     """Training lods are max_lod * u^lod_power: 1 = uniform over the levels, > 1 favours the
     fine levels, which have the most texels to learn."""
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 0, "schedule.steps", self.steps, ">= 0")
+        require(self.batch_size >= 1, "schedule.batch_size", self.batch_size, ">= 1")
+        require(self.blur_halving > 0, "schedule.blur_halving", self.blur_halving, "> 0")
+        require(self.lod_power > 0, "schedule.lod_power", self.lod_power, "> 0")
+        require(self.blur_start >= 0 and self.blur_min >= 0, "schedule.blur_start/blur_min",
+                (self.blur_start, self.blur_min), ">= 0")
 
 
 @dataclass
@@ -119,3 +142,8 @@ class TrainConfig:
     """On the CPU, torch deterministic algorithms (the scatter-adds of the latent lookups'
     backward become ordered): runs and resumes are bit-identical, at no cost there. GPU runs are
     not made bit-reproducible."""
+
+    def __post_init__(self) -> None:
+        require(self.ckpt_every >= 0, "ckpt_every", self.ckpt_every, ">= 0 (0: only at the end)")
+        require(self.eval_levels >= 1, "eval_levels", self.eval_levels, ">= 1")
+        require(self.threads is None or self.threads >= 1, "threads", self.threads, "null or >= 1")

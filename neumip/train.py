@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from btf_data.btf_file import BTFFile
+from btf_data.errors import BTFFormatError
 from btf_data.generate import generate
 from btf_data.sampler import PyramidSampler, SamplerConfig
 from neumip.checkpoint import CheckpointError, load_optimizer_state, optimizer_state, read_checkpoint
@@ -39,14 +40,19 @@ def blur_sigma(step: int, s: ScheduleConfig) -> float:
 
 
 def ensure_data(cfg: TrainConfig) -> Path:
-    """The training file; generated from cfg.data.generate when it does not exist yet."""
+    """The training file; generated from cfg.data.generate when it does not exist yet and the
+    data config names a synthetic material (a user's file is never replaced by a generated one)."""
     path = Path(cfg.data.path)
-    if not path.exists():
-        log.info("%s does not exist: generating it", path)
-        gen = cfg.data.generate
-        gen.out = str(path)
-        gen.progress = cfg.progress
-        generate(gen)
+    if path.exists():
+        return path
+    gen = cfg.data.generate
+    if not cfg.data.generate_if_missing or gen.material.name != cfg.data.name:
+        raise BTFFormatError(path, f"no such file (data.name={cfg.data.name!r}); check data.path, or "
+                             "use data=<material> to generate a synthetic one")
+    log.info("%s does not exist: generating it", path)
+    gen.out = str(path)
+    gen.progress = cfg.progress
+    generate(gen)
     return path
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from btf_data.atomic import atomic_path
 from btf_data.btf_file import BTFFile
+from btf_data.config_checks import require
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
 from renderer.materials import MeasuredBTFMaterial, NeuMIPMaterial, SVBRDFMaterial
@@ -40,6 +41,14 @@ class RenderCommandConfig:
     """Reference: reference_spp^2 stratified samples per pixel of the level-0 material."""
     out: str = "outputs/render/plane"
     settings: RenderSettings = field(default_factory=RenderSettings)
+
+    def __post_init__(self) -> None:
+        require(self.width >= 1 and self.height >= 1, "width x height", (self.width, self.height),
+                ">= 1 each")
+        require(self.reference_spp >= 1, "reference_spp", self.reference_spp, ">= 1")
+        for name in list(self.compare) or [self.method]:
+            require(name in MATERIALS, "compare" if self.compare else "method", name,
+                    f"one of {', '.join(MATERIALS)}")
 
 
 def _data_path(cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None) -> str:

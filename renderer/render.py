@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from btf_data.config_checks import require
 from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere, uv_derivatives
 from renderer.lights import DirectionalLight, PointLight
@@ -41,6 +42,10 @@ class RenderSettings:
     """How the footprint's two axes become one lod: ``max`` or ``mean`` (geometric)."""
     device: str = "cpu"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.chunk >= 1, "settings.chunk", self.chunk, ">= 1")
+        require(self.lod_mode in ("max", "mean"), "settings.lod_mode", self.lod_mode, "max or mean")
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from btf_data.config_checks import require
 from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere
 from renderer.lights import DirectionalLight, PointLight
@@ -38,6 +39,11 @@ class SceneConfig:
     irradiance: float = 3.0
     light_position: list[float] = field(default_factory=lambda: [1.0, 3.0, 1.0])
     intensity: float = 30.0
+
+    def __post_init__(self) -> None:
+        for key in ("texture_size", "tiles", "radius", "height", "irradiance", "intensity"):
+            require(getattr(self, key) > 0, f"scene.{key}", getattr(self, key), "> 0")
+        require(0 < self.fov_y < 180, "scene.fov_y", self.fov_y, "in (0, 180) degrees")
 
 
 def build_scene(cfg: SceneConfig, width: int, height: int) -> Scene:

@@ -11,18 +11,20 @@ from btf_data.btf_file import BTFFile
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.info import describe, write_preview
 from btf_data.cli.structured import to_dataclass
+from btf_data.cli.user_errors import user_errors
 from btf_data.generate import GenerateConfig, generate
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
 def main(cfg: DictConfig) -> None:
-    gen = to_dataclass(GenerateConfig, cfg)
-    path, seconds = generate(gen)
-    with BTFFile(path) as btf:
-        print(describe(btf))
-        if gen.preview:
-            print(f"preview     {write_preview(btf, gen.preview)}")
-    print(f"generated in {seconds:.1f} s")
+    with user_errors("btf-generate"):
+        gen = to_dataclass(GenerateConfig, cfg)
+        path, seconds = generate(gen)
+        with BTFFile(path) as btf:
+            print(describe(btf))
+            if gen.preview:
+                print(f"preview     {write_preview(btf, gen.preview)}")
+        print(f"generated in {seconds:.1f} s")
 
 
 if __name__ == "__main__":

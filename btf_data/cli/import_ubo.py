@@ -10,14 +10,16 @@ from btf_data.btf_file import BTFFile
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.info import describe
 from btf_data.cli.structured import to_dataclass
+from btf_data.cli.user_errors import user_errors
 from btf_data.import_ubo import ImportConfig, import_ubo
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="import_ubo")
 def main(cfg: DictConfig) -> None:
-    out = import_ubo(to_dataclass(ImportConfig, cfg))
-    with BTFFile(out) as btf:
-        print(describe(btf))
+    with user_errors("btf-import-ubo"):
+        out = import_ubo(to_dataclass(ImportConfig, cfg))
+        with BTFFile(out) as btf:
+            print(describe(btf))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from btf_data.atomic import atomic_path
+from btf_data.atomic import atomic_path, check_output_file
 from btf_data.btf_file import BTFFile
-from btf_data.errors import BTFFormatError
+from btf_data.cli.user_errors import user_errors
 from btf_data.tonemap import to_uint8
 
 
@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                    "pairs, columns: levels 0..5)")
     p.add_argument("--json", action="store_true", help="print the attributes as JSON too")
     args = p.parse_args(argv)
-    try:
+    with user_errors("btf-info"):
+        if args.preview:
+            check_output_file(args.preview)
         with BTFFile(args.file, full_check=args.check) as btf:
             print(describe(btf))
             if args.json:
@@ -121,9 +123,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(attrs, indent=2, default=str))
             if args.preview:
                 print(f"preview     {write_preview(btf, args.preview)}")
-    except BTFFormatError as e:
-        print(f"btf-info: {e}", file=sys.stderr)
-        return 2
     return 0
 
 

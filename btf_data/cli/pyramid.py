@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from btf_data.btf_file import BTFFile, rewrite_pyramid
-from btf_data.errors import BTFFormatError
+from btf_data.cli.user_errors import user_errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,13 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigma-scale", type=float, default=0.5,
                    help="gaussian: sigma_k = S * 2^k level-0 texels (default 0.5)")
     args = p.parse_args(argv)
-    try:
+    with user_errors("btf-pyramid"):
         rewrite_pyramid(args.file, args.filter, args.sigma_scale)
         with BTFFile(args.file) as btf:
             print(f"{args.file}: {btf.n_levels - 1} pyramid levels, filter {btf.filter}")
-    except BTFFormatError as e:
-        print(f"btf-pyramid: {e}", file=sys.stderr)
-        return 2
     return 0
 
 

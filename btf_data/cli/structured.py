@@ -10,7 +10,12 @@ T = TypeVar("T")
 
 
 def to_dataclass(cls: type[T], cfg: DictConfig) -> T:
-    """Merge cfg over the dataclass schema (unknown keys and wrong types are errors)."""
+    """Merge cfg over the dataclass schema (unknown keys and wrong types are errors; so are
+    values the config marks ``???``, which a merge would otherwise fill with the defaults)."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError(f"missing value for {', '.join(missing)}: give it on the command line, "
+                         f"e.g. {missing[0]}=...")
     schema = OmegaConf.structured(cls)
     merged = OmegaConf.merge(schema, cfg)
     return OmegaConf.to_object(merged)  # type: ignore[return-value]

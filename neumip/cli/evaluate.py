@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from btf_data.btf_file import BTFFile
-from btf_data.errors import BTFFormatError
+from btf_data.cli.user_errors import user_errors
 from neumip.checkpoint import CheckpointError
 from neumip.evaluate import evaluate_levels, scores_markdown, write_report
 from neumip.model import NeuMIP
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "tcnn"))
     args = p.parse_args(argv)
-    try:
+    with user_errors("neumip-eval"):
         model = NeuMIP.load(args.checkpoint, args.device, args.backend)
         data = args.data or model.metadata.get("path")
         if not data:
@@ -32,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         with BTFFile(data) as btf:
             scores = evaluate_levels(model, btf, args.levels, args.subset, args.device)
             title = f"{btf.name}: {Path(args.checkpoint).name}, {args.subset} pairs"
-    except (CheckpointError, BTFFormatError) as e:
-        print(f"neumip-eval: {e}", file=sys.stderr)
-        return 2
-    paths = write_report(scores, Path(args.checkpoint).parent, title)
+        paths = write_report(scores, Path(args.checkpoint).parent, title)
     print(scores_markdown(scores, title))
     print(f"report      {paths['md']}, {paths['png']}")
     return 0

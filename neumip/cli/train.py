@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
+from btf_data.cli.user_errors import user_errors
 from neumip.config import TrainConfig
 from neumip.train import Trainer
 
@@ -18,11 +19,12 @@ from neumip.train import Trainer
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
     logging.getLogger("neumip").setLevel(logging.INFO)
-    train_cfg = to_dataclass(TrainConfig, cfg)
-    try:
-        path = Trainer(train_cfg).fit()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    with user_errors("neumip-train"):
+        train_cfg = to_dataclass(TrainConfig, cfg)
+        try:
+            path = Trainer(train_cfg).fit()
+        except KeyboardInterrupt:
+            sys.exit(130)
     print(f"checkpoint  {path}\nreport      {path.parent / 'eval.md'}, {path.parent / 'eval_psnr.png'}")
 
 

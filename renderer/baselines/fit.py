@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from btf_data.config_checks import require
 from btf_data.svbrdf import SVBRDFMaps
 from btf_data.tonemap import tonemap_torch
 from renderer.baselines.lean import lean_levels
@@ -45,6 +46,11 @@ class FitConfig:
     """Lowest cosine of the sampled light and view directions."""
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 0, "fit.steps", self.steps, ">= 0")
+        require(self.pairs >= 1, "fit.pairs", self.pairs, ">= 1")
+        require(self.lr > 0 and self.lr_final >= 0, "fit.lr/lr_final", (self.lr, self.lr_final), "> 0 / >= 0")
 
 
 class LevelParams(torch.nn.Module):

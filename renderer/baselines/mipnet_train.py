@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from btf_data.atomic import atomic_path
 from btf_data.brdf import isotropic_tensor
+from btf_data.config_checks import is_power_of_two, require
 from btf_data.tonemap import tonemap_torch
 from neumip.checkpoint import (
     CheckpointError,
@@ -66,6 +67,17 @@ class MIPNetTrainConfig:
     renderer/baselines/weights/mipnet_cpu.safetensors)."""
     threads: int | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 0, "steps", self.steps, ">= 0")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
+        require(self.pairs >= 1, "pairs", self.pairs, ">= 1")
+        require(self.lr > 0, "lr", self.lr, "> 0")
+        require(self.crop >= 4 and is_power_of_two(self.crop), "crop", self.crop, "a power of two >= 4")
+        require(self.crop <= self.data.resolution, "crop", self.crop,
+                f"at most data.resolution ({self.data.resolution})")
+        require(self.ckpt_every >= 1 and self.eval_every >= 1, "ckpt_every/eval_every",
+                (self.ckpt_every, self.eval_every), ">= 1")
 
 
 @dataclass

@@ -8,14 +8,16 @@ from omegaconf import DictConfig
 
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
+from btf_data.cli.user_errors import user_errors
 from renderer.command import RenderCommandConfig, run_render
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="neumip_render")
 def main(cfg: DictConfig) -> None:
-    written = run_render(to_dataclass(RenderCommandConfig, cfg))
-    for name, path in written.items():
-        print(f"{name:14s}{path}")
+    with user_errors("neumip-render"):
+        written = run_render(to_dataclass(RenderCommandConfig, cfg))
+        for name, path in written.items():
+            print(f"{name:14s}{path}")
 
 
 if __name__ == "__main__":

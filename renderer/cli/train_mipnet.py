@@ -10,17 +10,19 @@ from omegaconf import DictConfig
 
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
+from btf_data.cli.user_errors import user_errors
 from renderer.baselines.mipnet_train import MIPNetTrainConfig, MIPNetTrainer
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="mipnet_train")
 def main(cfg: DictConfig) -> None:
-    train_cfg = to_dataclass(MIPNetTrainConfig, cfg)
-    try:
-        trainer = MIPNetTrainer(train_cfg)
-        path = trainer.fit()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    with user_errors("mipnet-train"):
+        train_cfg = to_dataclass(MIPNetTrainConfig, cfg)
+        try:
+            trainer = MIPNetTrainer(train_cfg)
+            path = trainer.fit()
+        except KeyboardInterrupt:
+            sys.exit(130)
     print(f"weights  {path} ({path.stat().st_size / 2**20:.2f} MiB, {trainer.step} steps, "
           f"{trainer.seconds / 60:.1f} min)")
     if train_cfg.export:

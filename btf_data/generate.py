@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from btf_data.atomic import check_output_file
 from btf_data.btf_file import BTFWriter
 from btf_data.btf_render import RenderConfig, render_btf
 from btf_data.config_checks import is_power_of_two, require
@@ -94,6 +95,9 @@ def generate(cfg: GenerateConfig) -> tuple[Path, float]:
     if cfg.resolution < 2:
         raise ValueError(f"resolution must be at least 2, got {cfg.resolution}")
     t0 = time.perf_counter()
+    check_output_file(cfg.out)  # before the work: a bad location costs nothing
+    if cfg.preview:
+        check_output_file(cfg.preview)
     maps = material_maps(cfg.material, cfg.resolution)
     dirs = direction_set(cfg.directions)
     split = split_pairs(len(dirs), len(dirs), cfg.held_out_fraction, cfg.split_seed)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from btf_data.atomic import check_output_file
 from btf_data.btf_file import BTFWriter
 from btf_data.directions import split_pairs
 from btf_data.ubo2014 import UBO2014Reader
@@ -38,6 +39,7 @@ class ImportConfig:
 
 def import_ubo(cfg: ImportConfig) -> Path:
     """Write cfg.out from cfg.path; returns the output path."""
+    check_output_file(cfg.out)
     reader = UBO2014Reader(cfg.path, cache_bytes=cfg.cache_mib * 2**20)
     hd = reader.header
     h, w = hd.height, hd.width

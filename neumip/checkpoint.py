@@ -43,6 +43,9 @@ def read_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors on ``device``, metadata) of a checkpoint; refuses anything else clearly."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(path, "is a directory, not a checkpoint file "
+                              "(e.g. out_dir/checkpoints/last.safetensors)")
     if not path.is_file():
         raise CheckpointError(path, "no such checkpoint")
     try:
@@ -59,6 +62,10 @@ def read_checkpoint(
         meta = json.loads(header[_META_KEY])
     except json.JSONDecodeError as e:
         raise CheckpointError(path, f"corrupt metadata ({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(path, f"metadata is a JSON {type(meta).__name__}, expected an object")
+    if not isinstance(meta.get("checkpoint_format", 0), int):
+        raise CheckpointError(path, "metadata field 'checkpoint_format' is not an integer")
     if meta.get("checkpoint_format", 0) > CHECKPOINT_FORMAT:
         raise CheckpointError(path, f"checkpoint format {meta['checkpoint_format']} is newer than supported")
     return tensors, meta

@@ -8,6 +8,7 @@ Inputs: uv (N, 2) (period 1); wi, wo (N, 3) unit vectors in the tangent frame wi
 from __future__ import annotations
 
 from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,41 @@ _YUV_TO_RGB = torch.tensor(
     [[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]]
 )
 _UNIT_TOL = 1e-3
+
+
+#: JSON values each annotation of ModelConfig accepts.
+_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def model_config_from_meta(path: str | Path, meta: dict[str, Any], backend: str) -> ModelConfig:
+    """The checkpoint's model config, every field checked: a stranger's or damaged metadata is
+    refused naming the file and the field, never as a TypeError deep inside the model."""
+    for key, kind in (("model", dict), ("resolution", int)):
+        if key not in meta:
+            raise CheckpointError(path, f"metadata lacks {key!r} (not a NeuMIP checkpoint?)")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise CheckpointError(path, f"metadata field {key!r} is a {type(meta[key]).__name__}, "
+                                  f"expected {kind.__name__}")
+    if meta["resolution"] < 2:
+        raise CheckpointError(path, f"metadata field 'resolution' is {meta['resolution']}, expected >= 2")
+    if not isinstance(meta.get("data", {}), dict):
+        raise CheckpointError(path, "metadata field 'data' is not an object")
+    fields = {f.name: f for f in dataclass_fields(ModelConfig)}
+    values = {}
+    for key, value in meta["model"].items():
+        if key not in fields:
+            raise CheckpointError(path, f"metadata field 'model.{key}' is unknown to this version")
+        parts = [t.strip() for t in str(fields[key].type).split("|")]
+        allowed = tuple(t for name in parts for t in _JSON_TYPES.get(name, ()))
+        ok = (value is None and "None" in parts) or (
+            isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool)))
+        if not ok:
+            raise CheckpointError(path, f"metadata field 'model.{key}' = {value!r} has the wrong type")
+        values[key] = value
+    try:
+        return ModelConfig(**{**values, "backend": backend})
+    except ValueError as e:
+        raise CheckpointError(path, f"metadata field {e}") from None
 
 
 class NeuMIP(nn.Module):
@@ -57,6 +93,18 @@ class NeuMIP(nn.Module):
     def n_levels(self) -> int:
         return self.pyramid.n_levels
 
+    def _as_query(self, name: str, x: Any) -> torch.Tensor:
+        """A query input as a float32 tensor on the model's device, or a message saying what to pass."""
+        device = self.yuv_to_rgb.device
+        try:
+            t = torch.as_tensor(x, device=device)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"NeuMIP query: {name} must be a tensor, numpy array or list of numbers "
+                             f"({type(x).__name__} given: {e})") from None
+        if t.dtype == torch.bool or t.is_complex():
+            raise ValueError(f"NeuMIP query: {name} must hold real numbers, got {t.dtype}")
+        return t.to(torch.float32)
+
     def check_inputs(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, lod: torch.Tensor) -> None:
         """Refuse wrong shapes, NaNs, non-unit directions and directions below the horizon."""
         n = uv.shape[0] if uv.ndim == 2 else -1
@@ -79,8 +127,12 @@ class NeuMIP(nn.Module):
 
     def forward(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, lod: torch.Tensor,
                 check: bool = True) -> torch.Tensor:
-        """rgb (N, 3) for queries uv (N, 2), wi (N, 3), wo (N, 3), lod (N,)."""
+        """rgb (N, 3) for queries uv (N, 2), wi (N, 3), wo (N, 3), lod (N,): tensors, numpy arrays
+        or nested lists of any real dtype, converted to float32 on the model's device (``check``
+        also validates them; the fast path without it expects float32 tensors already there)."""
         if check:
+            uv, wi, wo, lod = (self._as_query(n, x) for n, x in (("uv", uv), ("wi", wi), ("wo", wo),
+                                                                ("lod", lod)))
             self.check_inputs(uv, wi, wo, lod)
         sigma = float(self.blur_sigma)
         if self.offset is not None:
@@ -107,10 +159,8 @@ class NeuMIP(nn.Module):
         """Load a checkpoint without hydra, on any device (a GPU-trained checkpoint loads on the
         CPU with the torch backend: both share the parameter layout)."""
         tensors, meta = read_checkpoint(path, "cpu")
-        if "model" not in meta or "resolution" not in meta:
-            raise CheckpointError(path, "metadata lacks 'model' or 'resolution'")
-        cfg = ModelConfig(**{**meta["model"], "backend": backend})
-        model = cls(cfg, int(meta["resolution"]), meta.get("data"))
+        cfg = model_config_from_meta(path, meta, backend)
+        model = cls(cfg, meta["resolution"], meta.get("data"))
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             model.load_state_dict(state, strict=True)

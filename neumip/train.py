@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from btf_data.atomic import check_output_dir
 from btf_data.btf_file import BTFFile
 from btf_data.errors import BTFFormatError
 from btf_data.generate import generate
@@ -73,7 +74,7 @@ class Trainer:
         self.device = torch.device(cfg.device)
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
-        self.out_dir = Path(cfg.out_dir)
+        self.out_dir = check_output_dir(cfg.out_dir)  # before the data is made or a step is taken
         self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
         torch.manual_seed(cfg.seed)
         self.btf = BTFFile(ensure_data(cfg))
@@ -119,14 +120,37 @@ class Trainer:
     def _resume(self) -> None:
         if not self.ckpt_path.exists():
             raise CheckpointError(self.ckpt_path, "resume=true but there is no checkpoint to resume")
-        tensors, meta = read_checkpoint(self.ckpt_path, "cpu")
+        path = self.ckpt_path
+        tensors, meta = read_checkpoint(path, "cpu")
+        for key, kind in (("step", int), ("optim_param_groups", list), ("optim_scalars", dict),
+                          ("rng_numpy", dict), ("data", dict), ("model", dict)):
+            if not isinstance(meta.get(key), kind):
+                raise CheckpointError(path, f"cannot resume: metadata field {key!r} is missing or not a "
+                                      f"{kind.__name__} (a model-only or foreign checkpoint?)")
+        for key in ("rng.sampler", "rng.torch"):
+            if key not in tensors:
+                raise CheckpointError(path, f"cannot resume: no tensor {key!r} (a model-only checkpoint?)")
+        if meta["model"] != {**asdict(self.cfg.model), "backend": meta["model"].get("backend")}:
+            diff = sorted(k for k, v in asdict(self.cfg.model).items()
+                          if k != "backend" and meta["model"].get(k) != v)
+            raise CheckpointError(path, f"cannot resume: trained with another model ({', '.join(diff)} "
+                                  "differ); use the same model config or a new out_dir")
+        trained_on, now = meta["data"].get("path"), str(self.btf.path)
+        if trained_on is None or Path(trained_on).resolve() != Path(now).resolve() or \
+                meta["data"].get("resolution") != self.btf.resolution(0)[0]:
+            raise CheckpointError(path, f"cannot resume: trained on {trained_on}, this run uses {now}; "
+                                  "use the same data or a new out_dir")
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(state)
-        load_optimizer_state(self.optimizer, tensors, meta)
+        try:
+            self.model.load_state_dict(state)
+            load_optimizer_state(self.optimizer, tensors, meta)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(path, f"cannot resume: its weights or optimiser state do not fit "
+                                  f"({str(e).splitlines()[0]})") from None
         self.sampler.generator.set_state(tensors["rng.sampler"])
         torch.set_rng_state(tensors["rng.torch"])
         self.sampler.rng.bit_generator.state = meta["rng_numpy"]
-        self.step = int(meta["step"])
+        self.step = meta["step"]
         log.info("resumed from %s at step %d", self.ckpt_path, self.step)
 
     # -- logging -------------------------------------------------------------------------------

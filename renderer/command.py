@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from btf_data.atomic import atomic_path
+from btf_data.atomic import atomic_path, check_output_dir
 from btf_data.btf_file import BTFFile
 from btf_data.config_checks import require
 from renderer.baselines import METHODS as SVBRDF_METHODS
@@ -89,8 +89,8 @@ def make_material(name: str, cfg: RenderCommandConfig, neumip: NeuMIPMaterial | 
 
 def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
     """Render and write the outputs; returns their paths by name."""
+    out = check_output_dir(cfg.out)  # before any image is rendered
     scene = build_scene(cfg.scene, cfg.width, cfg.height)
-    out = Path(cfg.out)
     written: dict[str, Path] = {}
     neumip = NeuMIPMaterial(cfg.checkpoint, cfg.settings.device) if cfg.checkpoint else None
     methods = list(cfg.compare) or [cfg.method]

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from btf_data.atomic import atomic_path
+from btf_data.atomic import atomic_path, check_output_dir, check_output_file
 from btf_data.brdf import isotropic_tensor
 from btf_data.config_checks import is_power_of_two, require
 from btf_data.tonemap import tonemap_torch
@@ -168,15 +168,13 @@ class MIPNetTrainer:
     """The training loop with checkpoints and resume."""
 
     def __init__(self, cfg: MIPNetTrainConfig) -> None:
-        if cfg.crop < 4 or cfg.crop & (cfg.crop - 1):
-            raise ValueError(f"crop must be a power of two >= 4, got {cfg.crop}")
-        if cfg.crop > cfg.data.resolution:
-            raise ValueError(f"crop {cfg.crop} is larger than the materials ({cfg.data.resolution})")
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.out_dir = Path(cfg.out_dir)
+        self.out_dir = check_output_dir(cfg.out_dir)
+        if cfg.export:
+            check_output_file(cfg.export)
         self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
         self.model = MIPNet(cfg.arch)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from btf_data.atomic import check_output_dir
 from btf_data.btf_file import BTFFile
 from btf_data.cli.user_errors import user_errors
 from neumip.checkpoint import CheckpointError
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with user_errors("neumip-eval"):
         model = NeuMIP.load(args.checkpoint, args.device, args.backend)
+        check_output_dir(Path(args.checkpoint).parent)  # the report goes next to the checkpoint
         data = args.data or model.metadata.get("path")
         if not data:
             raise CheckpointError(args.checkpoint, "names no data file; pass --data")

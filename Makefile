@@ -22,7 +22,7 @@ install: $(STAMP)
 demo: install
 	test -f outputs/data/weave.h5 || $(VENV)/bin/btf-generate material=weave \
 		out=outputs/data/weave.h5 preview=$(DEMO)/weave_preview.png
-	$(VENV)/bin/neumip-train data=weave preset=cpu out_dir=$(DEMO)/neumip_weave
+	$(VENV)/bin/neumip-train data=weave preset=cpu out_dir=$(DEMO)/neumip_weave overwrite=true
 	$(VENV)/bin/neumip-render scene=plane checkpoint=$(DEMO)/neumip_weave/checkpoints/last.safetensors \
 		'compare=[neumip,measured,naive,lean,mipnet]' width=512 height=384 reference_spp=4 out=$(DEMO)/render
 	@echo "demo: data outputs/data/weave.h5"

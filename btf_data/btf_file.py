@@ -1,6 +1,6 @@
 """The HDF5 BTF format (one material per file), its validating reader and its atomic writer.
 
-Layout (DESIGN.md section 3), format version 1:
+Layout, format version 1:
 
 - ``radiance``: float16/float32 (n_wo, n_wi, H, W, 3), chunked one image per chunk, compressed.
   BRDF-like linear RGB (a white Lambertian plane reads 1/pi).
@@ -16,6 +16,7 @@ Layout (DESIGN.md section 3), format version 1:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import shutil
@@ -431,6 +432,19 @@ class BTFWriter:
             )
             self._f.attrs.update(self.attrs)
         self._stack.__exit__(exc_type, exc, tb)
+
+
+FINGERPRINT_BYTES = 64 * 2**20
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """sha256 of a file's size and first 64 MiB: tells a checkpoint's data file from another one
+    in well under a second, whatever the file's size."""
+    path = Path(path)
+    h = hashlib.sha256(str(path.stat().st_size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(FINGERPRINT_BYTES))
+    return h.hexdigest()
 
 
 def rewrite_pyramid(path: str | Path, kind: str = "box", sigma_scale: float = 0.5) -> None:

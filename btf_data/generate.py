@@ -25,7 +25,10 @@ class MaterialConfig:
 
     name: str = "weave"
     """A procedural material (weave, bumps, tiles, scratched_metal, leather, brushed_metal,
-    bumps_flat) or ``maps`` for a user material."""
+    bumps_flat), or with ``kind: maps`` any name the user gives their own material."""
+    kind: str = "procedural"
+    """``procedural`` (``name`` picks the pattern) or ``maps`` (the user's texture maps;
+    ``material=maps`` sets it, and ``material.name=brick`` names the result)."""
     seed: int | None = None
     height_scale: float | None = None
     roughness: float | None = None
@@ -57,7 +60,8 @@ class GenerateConfig:
     """Direction set used for both wo and wi (tiny, small, medium, ubo2014)."""
     held_out_fraction: float = 0.1
     split_seed: int = 0
-    out: str = "outputs/${material.name}.h5"
+    out: str = "outputs/data/${material.name}.h5"
+    """The file; outputs/data/ is where ``neumip-train data=<name>`` looks for it."""
     render: RenderConfig = field(default_factory=RenderConfig)
     pyramid: PyramidConfig = field(default_factory=PyramidConfig)
     dtype: str = "float16"
@@ -76,8 +80,10 @@ class GenerateConfig:
 
 def material_maps(cfg: MaterialConfig, resolution: int) -> SVBRDFMaps:
     """The SVBRDF maps the config names, at ``resolution``."""
-    if cfg.name == "maps":
+    if cfg.kind == "maps" or cfg.name == "maps":
         return maps_material(cfg.maps, resolution)
+    if cfg.kind != "procedural":
+        raise ValueError(f"material.kind={cfg.kind!r}: must be procedural or maps")
     if cfg.name not in MATERIALS:
         known = ", ".join(sorted(MATERIALS) + ["maps"])
         raise ValueError(f"unknown material {cfg.name!r}; known: {known}")

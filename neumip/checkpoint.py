@@ -5,6 +5,7 @@ stranger's checkpoint never unpickles anything."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,28 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, to
         idx, key = k.split(".", 1)
         state.setdefault(int(idx), {})[key] = v
     optimizer.load_state_dict({"state": state, "param_groups": meta["optim_param_groups"]})
+
+
+def training_data_path(checkpoint: str | Path, data_meta: dict[str, Any], option: str) -> Path:
+    """The BTF file a checkpoint was trained on: its absolute path, else the same file relative to
+    the checkpoint (a moved or copied run folder). Missing: an error that names ``option``, the
+    command's way to pass the file. A file that differs from the one trained on (fingerprint) is
+    reported on stderr and used."""
+    checkpoint = Path(checkpoint)
+    candidates = [data_meta.get("path"), data_meta.get("path_from_checkpoint")]
+    tried = []
+    for c in candidates:
+        if not c:
+            continue
+        p = Path(c) if Path(c).is_absolute() else checkpoint.parent / c
+        tried.append(str(p))
+        if p.is_file():
+            want = data_meta.get("fingerprint")
+            if want:
+                from btf_data.btf_file import file_fingerprint
+
+                if file_fingerprint(p) != want:
+                    print(f"warning: {p} differs from the file {checkpoint} was trained on", file=sys.stderr)
+            return p
+    where = " or ".join(tried) if tried else "no path recorded"
+    raise CheckpointError(checkpoint, f"its training data is not found ({where}); pass {option}")

@@ -11,7 +11,7 @@ from btf_data.generate import GenerateConfig
 
 @dataclass
 class ModelConfig:
-    """NeuMIP's architecture (DESIGN.md section 4); defaults are the paper's."""
+    """NeuMIP's architecture; defaults are the paper's (Kuznetsov et al. 2021, section 4)."""
 
     latent_channels: int = 7
     """Channels of every latent pyramid level."""
@@ -133,6 +133,8 @@ class TrainConfig:
     """Steps between checkpoints (one is also written at the end and on Ctrl-C)."""
     resume: bool = False
     """Continue from out_dir/checkpoints/last.safetensors."""
+    overwrite: bool = False
+    """Start over in an out_dir that already holds a checkpoint (else that is refused)."""
     eval_levels: int = 6
     """Evaluate levels 0..eval_levels - 1."""
     progress: bool = True

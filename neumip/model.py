@@ -127,13 +127,27 @@ class NeuMIP(nn.Module):
 
     def forward(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, lod: torch.Tensor,
                 check: bool = True) -> torch.Tensor:
-        """rgb (N, 3) for queries uv (N, 2), wi (N, 3), wo (N, 3), lod (N,): tensors, numpy arrays
-        or nested lists of any real dtype, converted to float32 on the model's device (``check``
-        also validates them; the fast path without it expects float32 tensors already there)."""
+        """rgb (N, 3) float32 tensor, BRDF-like linear RGB (>= 0 in eval mode), for queries uv (N, 2),
+        wi (N, 3), wo (N, 3) and lod (N,) or a scalar lod for all: tensors, numpy arrays or nested
+        lists of any real dtype, converted to float32 on the model's device and validated.
+
+        Gradients: in training mode the output carries the graph to the parameters. In eval mode
+        (what :meth:`load` returns) it carries none, so ``.numpy()`` works directly, unless an
+        input requires grad (then gradients flow to the inputs, e.g. through a frozen material).
+        ``check=False`` is the internal fast path: float32 tensors on the device, no validation."""
         if check:
             uv, wi, wo, lod = (self._as_query(n, x) for n, x in (("uv", uv), ("wi", wi), ("wo", wo),
                                                                 ("lod", lod)))
+            if lod.ndim == 0 and uv.ndim == 2:
+                lod = lod.expand(uv.shape[0])
             self.check_inputs(uv, wi, wo, lod)
+            if not self.training and not any(t.requires_grad for t in (uv, wi, wo, lod)):
+                with torch.no_grad():  # a loaded model answers queries without building a graph
+                    return self._forward(uv, wi, wo, lod)
+        return self._forward(uv, wi, wo, lod)
+
+    def _forward(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                 lod: torch.Tensor) -> torch.Tensor:
         sigma = float(self.blur_sigma)
         if self.offset is not None:
             uv = self.offset(uv, wo, sigma)

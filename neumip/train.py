@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from btf_data.atomic import check_output_dir
-from btf_data.btf_file import BTFFile
+from btf_data.btf_file import BTFFile, file_fingerprint
 from btf_data.errors import BTFFormatError
 from btf_data.generate import generate
 from btf_data.sampler import PyramidSampler, SamplerConfig
@@ -76,12 +76,18 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.out_dir = check_output_dir(cfg.out_dir)  # before the data is made or a step is taken
         self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
+        if self.ckpt_path.exists() and not cfg.resume and not cfg.overwrite:
+            raise ValueError(f"{self.ckpt_path}: out_dir already holds a checkpoint; pass resume=true to "
+                             "continue it or overwrite=true to start over")
         torch.manual_seed(cfg.seed)
         self.btf = BTFFile(ensure_data(cfg))
         h, w = self.btf.resolution(0)
         if h != w:
             raise ValueError(f"{self.btf.path}: NeuMIP needs square textures, got {h} x {w}")
-        meta = {"name": self.btf.name, "path": str(self.btf.path), "resolution": h,
+        data = self.btf.path.resolve()
+        meta = {"name": self.btf.name, "path": str(data),
+                "path_from_checkpoint": os.path.relpath(data, self.ckpt_path.parent.resolve()),
+                "fingerprint": file_fingerprint(data), "resolution": h,
                 "n_levels": self.btf.n_levels, "filter": self.btf.filter}
         self.model = NeuMIP(cfg.model, h, meta).to(self.device)
         log.info("NeuMIP on %s, MLP backend %s, %d parameters", self.device, self.model.backend,

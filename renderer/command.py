@@ -10,6 +10,7 @@ from pathlib import Path
 from btf_data.atomic import atomic_path, check_output_dir
 from btf_data.btf_file import BTFFile
 from btf_data.config_checks import require
+from neumip.checkpoint import training_data_path
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
 from renderer.materials import MeasuredBTFMaterial, NeuMIPMaterial, SVBRDFMaterial
@@ -54,8 +55,8 @@ class RenderCommandConfig:
 def _data_path(cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None) -> str:
     if cfg.btf:
         return cfg.btf
-    if neumip is not None and neumip.model.metadata.get("path"):
-        return str(neumip.model.metadata["path"])
+    if neumip is not None:
+        return str(training_data_path(cfg.checkpoint, neumip.model.metadata, "btf=FILE"))
     raise ValueError("this material needs a BTF file: pass btf=FILE (or a checkpoint that names one)")
 
 

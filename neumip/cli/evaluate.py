@@ -11,7 +11,7 @@ from pathlib import Path
 from btf_data.atomic import check_output_dir
 from btf_data.btf_file import BTFFile
 from btf_data.cli.user_errors import user_errors
-from neumip.checkpoint import CheckpointError
+from neumip.checkpoint import training_data_path
 from neumip.evaluate import evaluate_levels, scores_markdown, write_report
 from neumip.model import NeuMIP
 
@@ -28,9 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     with user_errors("neumip-eval"):
         model = NeuMIP.load(args.checkpoint, args.device, args.backend)
         check_output_dir(Path(args.checkpoint).parent)  # the report goes next to the checkpoint
-        data = args.data or model.metadata.get("path")
-        if not data:
-            raise CheckpointError(args.checkpoint, "names no data file; pass --data")
+        data = args.data or training_data_path(args.checkpoint, model.metadata, "--data FILE")
         with BTFFile(data) as btf:
             scores = evaluate_levels(model, btf, args.levels, args.subset, args.device)
             title = f"{btf.name}: {Path(args.checkpoint).name}, {args.subset} pairs"

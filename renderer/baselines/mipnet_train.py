@@ -62,6 +62,8 @@ class MIPNetTrainConfig:
     eval_every: int = 500
     """Steps between held-out losses (a fixed batch of held-out crops and directions)."""
     resume: bool = False
+    overwrite: bool = False
+    """Start over in an out_dir that already holds a checkpoint (else that is refused)."""
     export: str | None = None
     """Also write the final fp16 weights here (the shipped file is
     renderer/baselines/weights/mipnet_cpu.safetensors)."""
@@ -176,6 +178,9 @@ class MIPNetTrainer:
         if cfg.export:
             check_output_file(cfg.export)
         self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
+        if self.ckpt_path.exists() and not cfg.resume and not cfg.overwrite:
+            raise ValueError(f"{self.ckpt_path}: out_dir already holds a checkpoint; pass resume=true to "
+                             "continue it or overwrite=true to start over")
         self.model = MIPNet(cfg.arch)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.generator = torch.Generator().manual_seed(cfg.seed)

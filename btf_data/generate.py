@@ -69,7 +69,9 @@ class GenerateConfig:
     device: str = "cpu"
     progress: bool = True
     preview: str | None = None
-    """Also write a preview sheet (PNG) here: rows of view/light pairs, columns of levels."""
+    """Also write a labelled preview sheet (PNG) here: rows of view/light pairs, columns of levels."""
+    preview_exposure: float = 1.0
+    """Preview values are multiplied by this before tone mapping."""
 
     def __post_init__(self) -> None:
         require(is_power_of_two(self.resolution), "resolution", self.resolution,

@@ -111,10 +111,7 @@ def scores_markdown(scores: list[LevelScore], title: str) -> str:
 
 def write_report(scores: list[LevelScore], out_dir: str | Path, title: str) -> dict[str, Path]:
     """eval.md, eval.json and eval_psnr.png in out_dir (each written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from btf_data.figures import level_plot
 
     out_dir = Path(out_dir)
     paths = {"md": out_dir / "eval.md", "json": out_dir / "eval.json", "png": out_dir / "eval_psnr.png"}
@@ -122,37 +119,28 @@ def write_report(scores: list[LevelScore], out_dir: str | Path, title: str) -> d
         tmp.write_text(scores_markdown(scores, title))
     with atomic_path(paths["json"]) as tmp:
         tmp.write_text(json.dumps([s.__dict__ for s in scores], indent=2))
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    ax.plot([s.level for s in scores], [s.psnr for s in scores], "o-")
-    ax.set_xlabel("level (0 = finest)")
-    ax.set_ylabel("PSNR, tone-mapped (dB)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(paths["png"]) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    level_plot({"NeuMIP": [s.psnr for s in scores]}, paths["png"], title=title)
     return paths
 
 
 @torch.no_grad()
-def level_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int,
-                     device: str | torch.device = "cpu") -> np.ndarray:
-    """uint8 sheet: top row ground truth, bottom row the model, one column per level (each
-    upsampled to level-0 size, nearest)."""
+def level_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int, path: str | Path,
+                device: str | torch.device = "cpu", title: str = "") -> Path:
+    """A labelled PNG: ground truth (top) and the model (bottom) for one direction pair, one column
+    per level, each shown at level-0 size."""
+    from btf_data.figures import image_grid
+
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    h, w = btf.resolution(0)
-    top, bottom = [], []
+    top, bottom, cols = [], [], []
     for k in range(min(levels, btf.n_levels)):
         gt = btf.image(i_wo, i_wi, k)
         pred = predict_image(model_query(model), btf.resolution(k), btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k,
                              device)
         for row, img in ((top, gt), (bottom, pred)):
             row.append(to_uint8(np.repeat(np.repeat(img, 2**k, 0), 2**k, 1)))
-            row.append(np.full((h, 2, 3), 255, np.uint8))
+        cols.append(f"level {k} ({btf.resolution(k)[0]}x{btf.resolution(k)[1]})")
     model.train(was_training)
-    top_row, bottom_row = np.concatenate(top, 1), np.concatenate(bottom, 1)
-    gap = np.full((2, top_row.shape[1], 3), 255, np.uint8)
-    return np.concatenate([top_row, gap, bottom_row], 0)
+    return image_grid([top, bottom], path, row_labels=["ground truth", "NeuMIP"], col_labels=cols,
+                      title=title, panel_inches=1.8)

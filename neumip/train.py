@@ -25,6 +25,7 @@ from neumip.config import ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
 from neumip.latent_pyramid import latent_level_count
 from neumip.model import NeuMIP
+from neumip.training_curves import TrainingCurves
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +181,17 @@ class Trainer:
         scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out",
                                  self.device, max_pairs=pairs)
         data: dict[str, Any] = {f"psnr/level{s.level}": s.psnr for s in scores}
+        self.curves.log_psnr(self.step, [s.psnr for s in scores])
+        self.curves.plot(f"{self.btf.name}: training curves (held-out PSNR on "
+                         f"{'all' if final else 'the first 8'} held-out pairs)")
+        i_wo, i_wi = (int(x) for x in self.btf.pairs("held_out")[0])
+        sheet = level_sheet(self.model, self.btf, i_wo, i_wi, self.cfg.eval_levels,
+                            self.out_dir / "gt_vs_model.png", self.device,
+                            title=f"{self.btf.name}, step {self.step}, a held-out view/light pair")
         if self.run is not None:
             import wandb
 
-            i_wo, i_wi = (int(x) for x in self.btf.pairs("held_out")[0])
-            sheet = level_sheet(self.model, self.btf, i_wo, i_wi, self.cfg.eval_levels, self.device)
-            data["images/gt_vs_model"] = wandb.Image(sheet, caption="top: ground truth, bottom: "
-                                                     "NeuMIP; columns: levels 0..5 (held-out pair)")
+            data["images/gt_vs_model"] = wandb.Image(str(sheet), caption="top: ground truth, bottom: NeuMIP")
         self._log(data)
         return scores
 
@@ -209,6 +214,7 @@ class Trainer:
         """Train to cfg.schedule.steps, evaluate, write the report; returns the checkpoint path."""
         cfg = self.cfg
         self._start_logger()
+        self.curves = TrainingCurves(self.out_dir, self.step if self.cfg.resume else None)
         t0, start = time.perf_counter(), self.step
         bar = tqdm(total=cfg.schedule.steps, initial=self.step, desc="train", unit="step",
                    disable=not cfg.progress)
@@ -220,6 +226,7 @@ class Trainer:
                 if self.step % cfg.logger.log_every == 0:
                     bar.set_postfix(loss=f"{loss:.4g}", blur=f"{float(self.model.blur_sigma):.2f}")
                     self._log({"loss": loss, "blur_sigma": float(self.model.blur_sigma)})
+                    self.curves.log_loss(self.step, loss, float(self.model.blur_sigma))
                 bar.update(1)
                 if cfg.logger.eval_every and self.step % cfg.logger.eval_every == 0:
                     self.evaluate()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from btf_data.atomic import atomic_path, check_output_dir
 from btf_data.btf_file import BTFFile
@@ -34,7 +35,9 @@ class RenderCommandConfig:
     btf: str | None = None
     """The BTF file (measured, svbrdf, baselines, reference); default: the one the checkpoint
     names."""
-    compare: list[str] = field(default_factory=list)
+    compare: Any = field(default_factory=list)
+    """Methods beside the reference in one sheet: a list ``[neumip,lean]``, one name, or a quoted
+    comma list ``'neumip,lean'``."""
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     width: int = 512
     height: int = 512
@@ -44,6 +47,9 @@ class RenderCommandConfig:
     settings: RenderSettings = field(default_factory=RenderSettings)
 
     def __post_init__(self) -> None:
+        if isinstance(self.compare, str):
+            self.compare = [m.strip() for m in self.compare.split(",") if m.strip()]
+        self.compare = [str(m) for m in self.compare]
         require(self.width >= 1 and self.height >= 1, "width x height", (self.width, self.height),
                 ">= 1 each")
         require(self.reference_spp >= 1, "reference_spp", self.reference_spp, ">= 1")
@@ -123,9 +129,8 @@ def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
               f"{'SVBRDF' if synthetic else 'BTF'}): {time.perf_counter() - t0:.1f} s")
         written["reference.exr"] = write_exr(out / "reference.exr", ref)
         written["reference.png"] = write_png(out / "reference.png", ref)
-        sheet, scores = comparison_sheet(ref, images)
-        written["compare.png"] = write_png(out / "compare.png", sheet, linear=False)
         title = f"{cfg.scene.name}, {cfg.width}x{cfg.height}, reference {cfg.reference_spp ** 2} spp"
+        written["compare.png"], scores = comparison_sheet(ref, images, out / "compare.png", title)
         md = scores_markdown(scores, title)
         with atomic_path(out / "compare.md") as tmp:
             tmp.write_text(md)

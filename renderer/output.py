@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from btf_data.atomic import atomic_path
+from btf_data.figures import image_grid
 from btf_data.tonemap import to_uint8, tonemap
 
 
@@ -45,44 +46,34 @@ class ImageScore:
 
 
 def score(reference: np.ndarray, test: np.ndarray, name: str) -> tuple[ImageScore, np.ndarray]:
-    """Scores of a linear image against the linear reference, and the FLIP error map (magma,
-    float RGB in [0, 1])."""
+    """Scores of a linear image against the linear reference, and the FLIP error map (H, W) in
+    [0, 1]."""
     import flip_evaluator as flip
 
     ref_t, test_t = tonemap(reference).astype(np.float32), tonemap(test).astype(np.float32)
     mse = float(np.mean((ref_t - test_t) ** 2))
     psnr = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-    err_map, mean_err, _ = flip.evaluate(ref_t, test_t, "LDR")
-    return ImageScore(name, psnr, float(mean_err)), np.asarray(err_map, dtype=np.float32)
+    err_map, mean_err, _ = flip.evaluate(ref_t, test_t, "LDR", applyMagma=False)
+    err = np.asarray(err_map, dtype=np.float32)
+    return ImageScore(name, psnr, float(mean_err)), (err[..., 0] if err.ndim == 3 else err)
 
 
-def comparison_sheet(
-    reference: np.ndarray, images: dict[str, np.ndarray]
-) -> tuple[np.ndarray, list[ImageScore]]:
-    """uint8 sheet: top row the reference and each method, bottom row each method's FLIP map,
-    captions with PSNR / FLIP."""
-    from PIL import Image, ImageDraw
-
-    h, w, _ = reference.shape
-    pad, caption = 4, 14
-    scores, cols = [], [(to_uint8(reference), None, "reference")]
+def comparison_sheet(reference: np.ndarray, images: dict[str, np.ndarray], path: str | Path,
+                     title: str = "") -> tuple[Path, list[ImageScore]]:
+    """Write the sheet (PNG): top row the reference and each method, titled with PSNR / FLIP;
+    bottom row each method's FLIP map, with the FLIP colorbar under the reference."""
+    scores, top, bottom, labels = [], [to_uint8(reference)], [None], ["reference"]
     for name, img in images.items():
         sc, err = score(reference, img, name)
         scores.append(sc)
-        cols.append((to_uint8(img), np.round(err * 255).astype(np.uint8),
-                     f"{name}: {sc.psnr:.2f} dB, FLIP {sc.flip:.4f}"))
-    sheet = np.full((2 * (h + caption) + pad, len(cols) * (w + pad), 3), 255, np.uint8)
-    canvas = Image.fromarray(sheet)
-    draw = ImageDraw.Draw(canvas)
-    for i, (img, err, text) in enumerate(cols):
-        x = i * (w + pad)
-        canvas.paste(Image.fromarray(img), (x, caption))
-        draw.text((x + 2, 1), text, fill=(0, 0, 0))
-        if err is not None:
-            canvas.paste(Image.fromarray(err), (x, 2 * caption + h + pad))
-            draw.text((x + 2, caption + h + pad + 1), f"{cols[i][2].split(':')[0]} FLIP error",
-                      fill=(0, 0, 0))
-    return np.asarray(canvas), scores
+        top.append(to_uint8(img))
+        bottom.append(err)
+        labels.append(f"{name}\n{sc.psnr:.2f} dB, FLIP {sc.flip:.4f}")
+    h, w, _ = reference.shape
+    panel = max(2.0, min(4.0, 2.0 * w / max(h, 1)))
+    path = image_grid([top, bottom], path, col_labels=labels, row_labels=["image", "FLIP error"],
+                      title=title, panel_inches=panel, colorbar_cell=(1, 0), colorbar_label="FLIP error")
+    return path, scores
 
 
 def scores_markdown(scores: list[ImageScore], title: str) -> str:

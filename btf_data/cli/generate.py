@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> None:
         with BTFFile(path) as btf:
             print(describe(btf))
             if gen.preview:
-                print(f"preview     {write_preview(btf, gen.preview)}")
+                print(f"preview     {write_preview(btf, gen.preview, exposure=gen.preview_exposure)}")
         print(f"generated in {seconds:.1f} s")
 
 

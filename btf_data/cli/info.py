@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from btf_data.atomic import atomic_path, check_output_file
+from btf_data.atomic import check_output_file
 from btf_data.btf_file import BTFFile
 from btf_data.cli.user_errors import user_errors
+from btf_data.figures import image_grid
 from btf_data.tonemap import to_uint8
 
 
@@ -58,6 +61,46 @@ def describe(btf: BTFFile) -> str:
     return "\n".join(lines)
 
 
+def _json_value(v: Any) -> Any:
+    """An HDF5 attribute as JSON: numpy scalars unwrapped, NaN as null, JSON strings parsed."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, str) and v[:1] in "{[":
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return v
+    return v
+
+
+def summary_json(btf: BTFFile) -> dict[str, Any]:
+    """What ``btf-info --json`` prints: valid JSON only (no NaN), the config as an object."""
+    n_wo, n_wi, h, w = btf.shape
+    out = {
+        "file": str(btf.path),
+        "attributes": {k: _json_value(v) for k, v in btf.attrs.items()},
+        "resolution": [h, w],
+        "n_wo": n_wo,
+        "n_wi": n_wi,
+        "training_pairs": int((btf.split == 0).sum()),
+        "held_out_pairs": int((btf.split == 1).sum()),
+        "levels": btf.n_levels,
+        "level_resolutions": [list(btf.resolution(k)) for k in range(btf.n_levels)],
+        "has_pyramid": btf.has_pyramid,
+        "svbrdf_maps": btf.svbrdf_names,
+        "bytes_on_disk": btf.nbytes_on_disk,
+    }
+    if btf.value_stats is not None:
+        out["values_measured"] = dict(zip(("min", "max", "mean"), btf.value_stats, strict=True))
+    if btf.full_check:
+        out["check"] = "passed"
+    return out
+
+
 def values_line(btf: BTFFile) -> str:
     """The radiance's min / max / mean: measured when the open read every value (small files,
     ``--check``), else the statistics the writer stored, labelled as such."""
@@ -81,27 +124,28 @@ def preview_pairs(btf: BTFFile, count: int = 4) -> list[tuple[int, int]]:
     return list(dict.fromkeys(pairs))[:count]
 
 
-def write_preview(btf: BTFFile, out: str | Path, max_levels: int = 6) -> Path:
-    """A PNG sheet: one row per preview pair, one column per level (upsampled, nearest)."""
-    from PIL import Image
+def _angles(d: np.ndarray) -> str:
+    theta = np.degrees(np.arccos(np.clip(d[2], -1, 1)))
+    phi = np.degrees(np.arctan2(d[1], d[0])) % 360
+    return f"theta {theta:.0f}, phi {phi:.0f}"
 
-    h, w = btf.resolution(0)
+
+def write_preview(btf: BTFFile, out: str | Path, max_levels: int = 6, exposure: float = 1.0) -> Path:
+    """A labelled PNG sheet: one row per preview pair (view and light angles), one column per
+    level (its resolution), each level shown at level-0 size; values times ``exposure`` before
+    tone mapping."""
     n_lv = min(btf.n_levels if btf.has_pyramid else 1, max_levels)
-    rows = []
+    cells, rows = [], []
     for i_wo, i_wi in preview_pairs(btf):
-        tiles = []
+        row = []
         for k in range(n_lv):
-            img = btf.image(i_wo, i_wi, k)
-            img = np.repeat(np.repeat(img, 2**k, axis=0), 2**k, axis=1)
-            tiles.append(to_uint8(img))
-            tiles.append(np.full((h, 2, 3), 255, np.uint8))
-        rows.append(np.concatenate(tiles, axis=1))
-        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-    sheet = np.concatenate(rows, axis=0)
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        Image.fromarray(sheet).save(tmp, format="PNG")
-    return out
+            img = btf.image(i_wo, i_wi, k) * exposure
+            row.append(to_uint8(np.repeat(np.repeat(img, 2**k, axis=0), 2**k, axis=1)))
+        cells.append(row)
+        rows.append(f"view {_angles(btf.wo_dirs[i_wo])}\nlight {_angles(btf.wi_dirs[i_wi])}")
+    cols = [f"level {k} ({btf.resolution(k)[0]}x{btf.resolution(k)[1]})" for k in range(n_lv)]
+    title = f"{btf.name}: {btf.filter} pyramid" + (f", exposure x{exposure:g}" if exposure != 1 else "")
+    return image_grid(cells, out, row_labels=rows, col_labels=cols, title=title, panel_inches=1.7)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,18 +155,24 @@ def main(argv: list[str] | None = None) -> int:
                    "the pyramid (finite, non-negative) and every image's pyramid against its filter")
     p.add_argument("--preview", metavar="PNG", help="write a preview sheet (rows: view/light "
                    "pairs, columns: levels 0..5)")
-    p.add_argument("--json", action="store_true", help="print the attributes as JSON too")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON only (valid JSON: no NaN)")
+    p.add_argument("--exposure", type=float, default=1.0, help="preview: multiply values by this "
+                   "before tone mapping (default 1)")
     args = p.parse_args(argv)
     with user_errors("btf-info"):
         if args.preview:
             check_output_file(args.preview)
         with BTFFile(args.file, full_check=args.check) as btf:
-            print(describe(btf))
             if args.json:
-                attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in btf.attrs.items()}
-                print(json.dumps(attrs, indent=2, default=str))
+                print(json.dumps(summary_json(btf), indent=2, allow_nan=False))
+            else:
+                print(describe(btf))
+                if args.check:
+                    print(f"check       passed: every value finite and >= 0 in level 0 and the pyramid, "
+                          f"the pyramid matches the {btf.filter} filter on all {btf.split.size} images")
             if args.preview:
-                print(f"preview     {write_preview(btf, args.preview)}")
+                path = write_preview(btf, args.preview, exposure=args.exposure)
+                print(f"preview     {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     with user_errors("btf-pyramid"):
         rewrite_pyramid(args.file, args.filter, args.sigma_scale)
         with BTFFile(args.file) as btf:
-            print(f"{args.file}: {btf.n_levels - 1} pyramid levels, filter {btf.filter}")
+            print(f"{args.file}: levels {btf.n_levels} (level 0 and {btf.n_levels - 1} filtered), "
+                  f"filter {btf.filter}")
     return 0
 
 

@@ -22,7 +22,9 @@ def main(cfg: DictConfig) -> None:
     with user_errors("neumip-train"):
         train_cfg = to_dataclass(TrainConfig, cfg)
         try:
-            path = Trainer(train_cfg).fit()
+            trainer = Trainer(train_cfg)
+            print(f"data        {trainer.btf.path}\nout_dir     {trainer.out_dir}")
+            path = trainer.fit()
         except KeyboardInterrupt:
             sys.exit(130)
     print(f"checkpoint  {path}\nreport      {path.parent / 'eval.md'}, {path.parent / 'eval_psnr.png'}")

@@ -33,7 +33,9 @@ def image_grid(cells: Sequence[Sequence[np.ndarray | None]], path: str | Path, *
     colorbar in that (empty) slot instead of leaving it blank."""
     plt = _pyplot()
     rows, cols = len(cells), max(len(r) for r in cells)
-    size = (panel_inches * cols + 0.6, panel_inches * rows + 0.5)
+    first = next(img for row in cells for img in row if img is not None)
+    aspect = first.shape[0] / first.shape[1]  # panels as tall as the images, not square
+    size = (panel_inches * cols + 0.6, panel_inches * aspect * rows + 0.7)
     fig, axes = plt.subplots(rows, cols, figsize=size, dpi=120, squeeze=False, layout="constrained")
     mappable = None
     for r in range(rows):
@@ -57,8 +59,9 @@ def image_grid(cells: Sequence[Sequence[np.ndarray | None]], path: str | Path, *
             if top is not None:
                 axes[top][c].set_title(col_labels[c], fontsize=8)
     if colorbar_cell is not None and mappable is not None:
-        cax = axes[colorbar_cell[0]][colorbar_cell[1]]
-        fig.colorbar(mappable, ax=cax, fraction=0.6, label=colorbar_label)
+        slot = axes[colorbar_cell[0]][colorbar_cell[1]]
+        bar = slot.inset_axes((0.45, 0.05, 0.08, 0.9))
+        fig.colorbar(mappable, cax=bar, label=colorbar_label)
     if row_labels is not None:  # a first column that is empty keeps its row label visible
         for r in range(rows):
             if cells[r][0] is None:

@@ -2,18 +2,24 @@
 its BTF straight from the SVBRDF maps, and put them side by side with their box-filtered
 level 3 — the appearance a mipmap must reproduce.
 
-Run: .venv/bin/python examples/material_gallery.py [out.png]
+Run from anywhere (a few seconds on 2 cores):
+
+    .venv/bin/python examples/material_gallery.py [out.png] [exposure]
+
+It writes outputs/gallery/materials.png under the current folder unless told otherwise; rows are
+materials, columns (view, light) pairs at level 0 and level 3, all labelled.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from btf_data.btf_render import render_btf
 from btf_data.directions import spherical_to_cartesian
+from btf_data.figures import image_grid
 from btf_data.procedural import MATERIALS, procedural_maps
 from btf_data.pyramid import filtered_pyramid
 from btf_data.tonemap import to_uint8
@@ -22,26 +28,32 @@ RESOLUTION = 128
 LEVEL = 3
 
 
-def main(out: str = "docs/materials.png") -> None:
-    head_on = np.array([[0.0, 0.0, 1.0]])
-    view = spherical_to_cartesian(np.array([np.radians(30.0)]), np.array([np.radians(90.0)]))
+def main(out: str = "outputs/gallery/materials.png", exposure: str = "1.0") -> None:
+    gain = float(exposure)
+    views = {"view 0": np.array([[0.0, 0.0, 1.0]]),
+             "view 30": spherical_to_cartesian(np.array([np.radians(30.0)]), np.array([np.radians(90.0)]))}
     lights = spherical_to_cartesian(np.radians([20.0, 70.0]), np.radians([45.0, 0.0]))
-    rows = []
-    for name in MATERIALS:
+    light_names = ("light 20", "light 70 (grazing)")
+    cells, rows, cols = [], [], []
+    for name, (_, displaced) in MATERIALS.items():
         maps = procedural_maps(name, RESOLUTION)
-        tiles = []
-        for wo in (head_on, view):
+        row = []
+        for view_name, wo in views.items():
             (_, imgs), = list(render_btf(maps, wo, lights))
-            for img in imgs:  # two lights: high, grazing
+            for light_name, img in zip(light_names, imgs, strict=True):
                 coarse = filtered_pyramid(img, "box")[LEVEL - 1]
                 coarse = np.repeat(np.repeat(coarse, 2**LEVEL, 0), 2**LEVEL, 1)
-                tiles += [to_uint8(img), to_uint8(coarse)]
-        gap = np.full((RESOLUTION, 3, 3), 255, np.uint8)
-        rows.append(np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1))
-        print(f"{name}: {'displaced' if maps.displaced else 'normal-mapped'}")
-    sheet = np.concatenate(sum(([r, np.full((3, r.shape[1], 3), 255, np.uint8)] for r in rows), [])[:-1])
-    Image.fromarray(sheet).save(out)
-    print(f"wrote {out}: rows = materials, columns = (view, light) pairs at level 0 and level {LEVEL}")
+                row += [to_uint8(img * gain), to_uint8(coarse * gain)]
+                if len(cells) == 0:
+                    pair = f"{view_name}, {light_name}"
+                    cols += [f"{pair}\nlevel 0", f"{pair}\nlevel {LEVEL}"]
+        cells.append(row)
+        rows.append(f"{name}\n({'displaced' if displaced else 'normal-mapped'})")
+        print(f"{name}: {'displaced' if displaced else 'normal-mapped'}")
+    path = image_grid(cells, Path(out), row_labels=rows, col_labels=cols, panel_inches=1.5,
+                      title=f"procedural materials, {RESOLUTION}x{RESOLUTION}, angles in degrees"
+                      + (f", exposure x{gain:g}" if gain != 1 else ""))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ class SceneConfig:
     height: float = 2.0
     """cylinder height."""
     eye: list[float] = field(default_factory=lambda: [0.0, 0.6, 0.0])
-    target: list[float] = field(default_factory=lambda: [0.0, 0.2, -4.0])
+    target: list[float] = field(default_factory=lambda: [0.0, -0.9, -4.0])
+    """Default: looking down about 21 degrees, so that the plane fills the frame up to a horizon
+    near the top (at 50 degrees fov, about 8% of the image is sky)."""
     up: list[float] = field(default_factory=lambda: [0.0, 1.0, 0.0])
     fov_y: float = 50.0
     light: str = "directional"

@@ -5,8 +5,16 @@ sampler, the synthetic BTF renderer (heights and maps at hit points), the NeuMIP
 and the renderer's materials. Texel (i, j) of a level of resolution (H, W) has its centre at
 uv = ((j + 0.5) / W, (i + 0.5) / H); uv has period 1.
 
-The trilinear lookup packs the levels into one table so that a batch costs a single gather of
-the 8 texels each query needs (and a single scatter in the backward pass), whatever its lods.
+Two implementations with one contract (values and gradients agree to float32 round-off, tested):
+
+- the fast path, for a single texture per level (``index`` None: latent pyramids, SVBRDF
+  pyramids, map lookups): each level is padded by one texel of wrap and the levels are laid side
+  by side in one atlas, so that a whole batch, both levels of every query included, is one
+  ``torch.nn.functional.grid_sample`` call (a vectorised kernel, forwards and backwards);
+- the gather path (``lookup_bilinear_gather`` / ``lookup_trilinear_gather``), which packs the
+  levels into one table and gathers the 8 texels of each query with int64 index arithmetic. It
+  serves batches of textures (``index``: the ground-truth sampler, the measured BTF) and is the
+  reference twin of the fast path in the tests.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ def _blend(t: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
     return top + (bottom - top) * ty
 
 
-def lookup_bilinear(
+def lookup_bilinear_gather(
     texture: torch.Tensor, uv: torch.Tensor, index: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Bilinear, wrapped lookup.
@@ -79,7 +87,7 @@ def lookup_bilinear(
     return _blend(texture.reshape(b * h * w, c)[rows], tx, ty)
 
 
-def lookup_trilinear(
+def lookup_trilinear_gather(
     levels: Sequence[torch.Tensor] | PackedLevels,
     uv: torch.Tensor,
     lod: torch.Tensor,
@@ -107,6 +115,95 @@ def lookup_trilinear(
         base = base + index.long().repeat(2) * h * w
     rows = torch.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1]) + base
     val = _blend(p.table[rows], tx, ty)
+    n = uv.shape[0]
+    v_lo, v_hi = val[:n], val[n:]
+    return v_lo + (v_hi - v_lo) * frac
+
+
+@dataclass
+class Atlas:
+    """Levels (1, H_k, W_k, C), each padded by one texel of wrap, side by side in one
+    (1, C, max H + 2, sum (W_k + 2)) image; build once with :func:`pack_atlas` when reused."""
+
+    image: torch.Tensor
+    x0: torch.Tensor  # (L,) float: left edge of each padded level in the atlas
+    heights: torch.Tensor  # (L,) float
+    widths: torch.Tensor  # (L,) float
+
+    @property
+    def n_levels(self) -> int:
+        return int(self.x0.numel())
+
+
+def pack_atlas(levels: Sequence[torch.Tensor]) -> Atlas:
+    """The atlas of single-texture levels (1, H_k, W_k, C); differentiable in the levels."""
+    hmax = max(lv.shape[1] for lv in levels) + 2
+    tiles, x0, x = [], [], 0
+    for lv in levels:
+        if lv.shape[0] != 1:
+            raise ValueError(f"pack_atlas takes one texture per level, got a batch of {lv.shape[0]}")
+        t = torch.nn.functional.pad(lv.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="circular")
+        tiles.append(torch.nn.functional.pad(t, (0, 0, 0, hmax - t.shape[2])))
+        x0.append(x)
+        x += t.shape[3]
+    dev = levels[0].device
+    return Atlas(image=torch.cat(tiles, dim=3), x0=torch.tensor(x0, dtype=torch.float32, device=dev),
+                 heights=torch.tensor([lv.shape[1] for lv in levels], dtype=torch.float32, device=dev),
+                 widths=torch.tensor([lv.shape[2] for lv in levels], dtype=torch.float32, device=dev))
+
+
+def _sample_atlas(atlas: Atlas, uv: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """Bilinear, wrapped lookups of uv (M, 2) in atlas levels ``level`` (M,) int64 -> (M, C)."""
+    img = atlas.image
+    ha, wa = img.shape[2], img.shape[3]
+    uvw = torch.remainder(uv, 1.0)
+    # Texel j of level k sits at atlas pixel x0_k + 1 + j; uv's texel coordinate is u W_k - 0.5.
+    px = atlas.x0[level] + uvw[:, 0] * atlas.widths[level] + 0.5
+    py = uvw[:, 1] * atlas.heights[level] + 0.5
+    grid = torch.stack([px * (2.0 / (wa - 1)) - 1.0, py * (2.0 / (ha - 1)) - 1.0], dim=-1)
+    out = torch.nn.functional.grid_sample(img, grid.to(img.dtype)[None, None], mode="bilinear",
+                                          padding_mode="border", align_corners=True)
+    return out[0, :, 0].t()
+
+
+def lookup_bilinear(
+    texture: torch.Tensor, uv: torch.Tensor, index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Bilinear, wrapped lookup.
+
+    texture: (B, H, W, C); uv: (N, 2) any real values (period 1); index: (N,) int64 in [0, B),
+    which texture of the batch each query reads (None: all read texture 0).
+    Returns (N, C). Differentiable in ``texture`` and ``uv``.
+    """
+    if index is not None or texture.shape[0] != 1:
+        return lookup_bilinear_gather(texture, uv, index)
+    atlas = pack_atlas([texture])
+    return _sample_atlas(atlas, uv, torch.zeros(uv.shape[0], dtype=torch.long, device=uv.device))
+
+
+def lookup_trilinear(
+    levels: Sequence[torch.Tensor] | PackedLevels | Atlas,
+    uv: torch.Tensor,
+    lod: torch.Tensor,
+    index: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Trilinear lookup: bilinear inside the two levels around ``lod``, linear between them.
+
+    levels: L tensors (B, H_k, W_k, C), level 0 finest, their :func:`pack_atlas` (one texture per
+    level, the fast path) or their :func:`pack_levels` (batches of textures); uv: (N, 2); lod:
+    (N,) continuous, clamped to [0, L - 1]; index: (N,) or None as in :func:`lookup_bilinear`.
+    Returns (N, C), differentiable in the levels, uv and lod. At integer lod and texel centres it
+    returns the texel values (to float32 round-off on the fast path).
+    """
+    if isinstance(levels, PackedLevels) or index is not None:
+        return lookup_trilinear_gather(levels, uv, lod, index)
+    atlas = levels if isinstance(levels, Atlas) else pack_atlas(levels)
+    n_levels = atlas.n_levels
+    lod = lod.clamp(0.0, float(n_levels - 1))
+    lo = torch.floor(lod).long().clamp(max=n_levels - 1)
+    hi = (lo + 1).clamp(max=n_levels - 1)
+    frac = (lod - lo.to(lod.dtype)).unsqueeze(1)
+    val = _sample_atlas(atlas, uv.repeat(2, 1), torch.cat([lo, hi]))
     n = uv.shape[0]
     v_lo, v_hi = val[:n], val[n:]
     return v_lo + (v_hi - v_lo) * frac

@@ -98,19 +98,37 @@ class FlatMLP(nn.Module):
 
 
 class TorchMLP(FlatMLP):
-    """Pure-PyTorch MLP with tiny-cuda-nn's parameter layout (the reference backend)."""
+    """Pure-PyTorch MLP with tiny-cuda-nn's parameter layout (the reference backend).
+
+    Same math as the layout says, computed without its padding copies: the constant-1 input
+    columns become a bias (the sum of their weights) of the first layer, and only the n_out real
+    rows of the padded output layer are multiplied. Without autograd, batches run in chunks of
+    ``chunk`` rows so that the activations stay in cache.
+    """
 
     backend = "torch"
+    chunk = 8192
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, n_in) -> (N, n_out) float32."""
-        if self.in_pad > self.n_in:
-            x = torch.cat([x, x.new_ones(x.shape[0], self.in_pad - self.n_in)], dim=1)
         mats = self.matrices()
-        h = x
-        for w in mats[:-1]:
-            h = torch.relu(h @ w.t())
-        return (h @ mats[-1].t())[:, : self.n_out]
+        first = mats[0]
+        w_in = first[:, : self.n_in]
+        bias = first[:, self.n_in :].sum(dim=1) if self.in_pad > self.n_in else None
+        w_out = mats[-1][: self.n_out]
+        if torch.is_grad_enabled() or x.shape[0] <= self.chunk:
+            return self._layers(x, w_in, bias, mats[1:-1], w_out)
+        return torch.cat([self._layers(x[s : s + self.chunk], w_in, bias, mats[1:-1], w_out)
+                          for s in range(0, x.shape[0], self.chunk)])
+
+    @staticmethod
+    def _layers(x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor | None,
+                hidden: list[torch.Tensor], w_out: torch.Tensor) -> torch.Tensor:
+        h = torch.addmm(bias, x, w_in.t()) if bias is not None else x @ w_in.t()
+        h = torch.relu_(h)
+        for w in hidden:
+            h = torch.relu_(h @ w.t())
+        return h @ w_out.t()
 
 
 class TcnnMLP(FlatMLP):

@@ -146,8 +146,20 @@ class NeuMIP(nn.Module):
                     return self._forward(uv, wi, wo, lod)
         return self._forward(uv, wi, wo, lod)
 
+    #: Without autograd, queries run through the whole model in chunks of this many, so that the
+    #: intermediate arrays stay in cache (measured 2026-11-25 on 2 cores: 2^16 beat 2^14 and 2^18).
+    query_chunk = 2**16
+
     def _forward(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                  lod: torch.Tensor) -> torch.Tensor:
+        n, c = uv.shape[0], self.query_chunk
+        if torch.is_grad_enabled() or n <= c:
+            return self._forward_batch(uv, wi, wo, lod)
+        return torch.cat([self._forward_batch(uv[s : s + c], wi[s : s + c], wo[s : s + c], lod[s : s + c])
+                          for s in range(0, n, c)])
+
+    def _forward_batch(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                       lod: torch.Tensor) -> torch.Tensor:
         sigma = float(self.blur_sigma)
         if self.offset is not None:
             uv = self.offset(uv, wo, sigma)

@@ -1,0 +1,121 @@
+"""NeuMIP speed on this machine, each figure beside its bound measured in the same run: latent
+lookups, the whole query and the decoder at batch 2^20 (eval mode), training queries per second
+(late phase, no latent blur) at two batch sizes, and a 1920x1080 plane frame. Run alone: two torch
+jobs on 2 cores slow each other far more than 2x.
+
+    .venv/bin/python benchmarks/bench_speed.py CHECKPOINT DATA.h5 [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def gemm_gflops(dtype: torch.dtype) -> float:
+    a = torch.randn(2048, 2048, dtype=dtype)
+    b = torch.randn(2048, 2048, dtype=dtype)
+    return 2 * 2048**3 / best_of(lambda: a @ b) / 1e9
+
+
+def main() -> None:
+    from neumip.config import ModelConfig
+    from neumip.model import NeuMIP
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("data")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n = 2**20
+    g = torch.Generator().manual_seed(0)
+    uv = torch.rand(n, 2, generator=g)
+    w = torch.nn.functional.normalize(torch.rand(n, 3, generator=g) + torch.tensor([0, 0, 1.0]), dim=1)
+    lod = torch.rand(n, generator=g) * 6
+    model = NeuMIP.load(args.checkpoint)
+    rows = []
+    fp32 = gemm_gflops(torch.float32)
+    bf16 = gemm_gflops(torch.bfloat16)
+    rows.append(("2048 GEMM, fp32 / bf16", f"{fp32:.0f} / {bf16:.0f} GFLOP/s", "the bound below"))
+    with torch.no_grad():
+        from btf_data import lookup
+
+        levels = [lv.detach() for lv in model.pyramid.levels]
+        t = best_of(lambda: lookup.lookup_trilinear(levels, uv, lod))
+        rows.append(("lookup_trilinear (7 levels), 2^20", f"{n / t / 1e6:.2f} M queries/s", ""))
+        if hasattr(lookup, "lookup_trilinear_gather"):
+            t = best_of(lambda: lookup.lookup_trilinear_gather(levels, uv, lod))
+            rows.append(("  its gather twin", f"{n / t / 1e6:.2f} M queries/s", ""))
+        x = torch.randn(n, model.decoder.n_in)
+        t = best_of(lambda: model.decoder(x))
+        flops = 2 * sum(r * c for r, c in model.decoder.shapes)
+        rows.append(("decoder MLP, 2^20", f"{n / t / 1e6:.2f} M queries/s",
+                     f"{flops} FLOP/query over fp32 GEMM: {fp32 * 1e9 / flops / 1e6:.1f} M/s"))
+        t = best_of(lambda: model(uv, w, w, lod, check=False))
+        rows.append(("whole NeuMIP query, 2^20", f"{n / t / 1e6:.2f} M queries/s", ""))
+    rows += train_rows(args.data)
+    rows.append(frame_row(args.checkpoint))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| operation | measured | bound |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    del ModelConfig
+
+
+def train_rows(data: str) -> list[tuple[str, str, str]]:
+    from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
+    from neumip.train import Trainer
+
+    out = []
+    for batch in (8192, 65536):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig(data=DataConfig(name="bench", path=data), model=ModelConfig(backend="torch"),
+                              schedule=ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350,
+                                                      offset_freeze=4050, lod_power=2.0),
+                              logger=LoggerConfig(mode="disabled"), out_dir=tmp, ckpt_every=0, progress=False)
+            tr = Trainer(cfg)
+            tr.step = 6000  # late phase: no latent blur, offset frozen
+            steps = max(8, 2**19 // batch)
+            t = best_of(lambda tr=tr, steps=steps: [tr.train_step() for _ in range(steps)], repeats=2)
+            out.append((f"training, batch {batch}", f"{steps * batch / t / 1e6:.2f} M queries/s", ""))
+    return out
+
+
+def frame_row(checkpoint: str) -> tuple[str, str, str]:
+    from renderer.materials import NeuMIPMaterial
+    from renderer.render import RenderSettings, render
+    from renderer.scene_config import SceneConfig, build_scene
+
+    mat = NeuMIPMaterial(checkpoint)
+    scene = build_scene(SceneConfig(), 1920, 1080)
+    settings = RenderSettings(progress=False, chunk=2**18)
+    times = {}
+
+    def once():
+        _, ft = render(scene, mat, mat.model.resolution, mat.model.n_levels, settings)
+        times["ft"] = ft
+
+    t = best_of(once, repeats=2)
+    ft = times["ft"]
+    split = (f"intersection {1000 * ft.intersect:.0f}, material {1000 * ft.material:.0f}, "
+             f"shading {1000 * ft.shade:.0f} ms")
+    return ("1920x1080 plane frame", f"{1000 * t:.0f} ms", split)
+
+
+if __name__ == "__main__":
+    main()

@@ -64,6 +64,15 @@ def _corner_weights(uv: torch.Tensor, h: torch.Tensor, w: torch.Tensor):
     return x0, torch.remainder(x0 + 1, w), y0, torch.remainder(y0 + 1, h), tx, ty
 
 
+def _level_pair(lod: torch.Tensor, n_levels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two levels (lo, hi) (N,) int64 around each lod, clamped to [0, L - 1], and the weight
+    of hi, (N, 1)."""
+    lod = lod.clamp(0.0, float(n_levels - 1))
+    lo = torch.floor(lod).long().clamp(max=n_levels - 1)
+    hi = (lo + 1).clamp(max=n_levels - 1)
+    return lo, hi, (lod - lo.to(lod.dtype)).unsqueeze(1)
+
+
 def _blend(t: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
     """t: (4, N, C) corners (00, 01, 10, 11) -> (N, C)."""
     top = t[0] + (t[1] - t[0]) * tx
@@ -102,10 +111,7 @@ def lookup_trilinear_gather(
     """
     p = levels if isinstance(levels, PackedLevels) else pack_levels(levels)
     n_levels = p.n_levels
-    lod = lod.clamp(0.0, float(n_levels - 1))
-    lo = torch.floor(lod).long().clamp(max=n_levels - 1)
-    hi = (lo + 1).clamp(max=n_levels - 1)
-    frac = (lod - lo.to(lod.dtype)).unsqueeze(1)
+    lo, hi, frac = _level_pair(lod, n_levels)
     level = torch.cat([lo, hi])
     uv2 = uv.repeat(2, 1)
     h, w = p.heights[level], p.widths[level]
@@ -199,10 +205,7 @@ def lookup_trilinear(
         return lookup_trilinear_gather(levels, uv, lod, index)
     atlas = levels if isinstance(levels, Atlas) else pack_atlas(levels)
     n_levels = atlas.n_levels
-    lod = lod.clamp(0.0, float(n_levels - 1))
-    lo = torch.floor(lod).long().clamp(max=n_levels - 1)
-    hi = (lo + 1).clamp(max=n_levels - 1)
-    frac = (lod - lo.to(lod.dtype)).unsqueeze(1)
+    lo, hi, frac = _level_pair(lod, n_levels)
     val = _sample_atlas(atlas, uv.repeat(2, 1), torch.cat([lo, hi]))
     n = uv.shape[0]
     v_lo, v_hi = val[:n], val[n:]

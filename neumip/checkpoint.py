@@ -107,12 +107,13 @@ def training_data_path(checkpoint: str | Path, data_meta: dict[str, Any], option
     command's way to pass the file. A file that differs from the one trained on (fingerprint) is
     reported on stderr and used."""
     checkpoint = Path(checkpoint)
-    candidates = [data_meta.get("path"), data_meta.get("path_from_checkpoint")]
+    # The recorded path (absolute since this version; older checkpoints hold one relative to the
+    # folder training ran in), then the same file relative to the checkpoint.
+    candidates = [Path(c) for c in [data_meta.get("path")] if c]
+    if data_meta.get("path_from_checkpoint"):
+        candidates.append(checkpoint.parent / data_meta["path_from_checkpoint"])
     tried = []
-    for c in candidates:
-        if not c:
-            continue
-        p = Path(c) if Path(c).is_absolute() else checkpoint.parent / c
+    for p in candidates:
         tried.append(str(p))
         if p.is_file():
             want = data_meta.get("fingerprint")

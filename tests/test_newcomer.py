@@ -75,6 +75,8 @@ def test_checkpoint_finds_its_data_after_a_move_and_says_which_option_to_pass(tm
     shutil.move(str(a), str(tmp_path / "b"))  # the whole project folder moves
     moved = tmp_path / "b" / "run" / "checkpoints" / "last.safetensors"
     assert training_data_path(moved, meta, "--data FILE") == moved.parent / meta["path_from_checkpoint"]
+    old_style = {"path": os.path.relpath(tmp_path / "b" / "bumps16.h5")}  # relative to where training ran
+    assert training_data_path(moved, old_style, "--data FILE").resolve() == (tmp_path / "b" / "bumps16.h5")
     os.remove(tmp_path / "b" / "bumps16.h5")
     with pytest.raises(CheckpointError, match="training data is not found .*; pass btf=FILE"):
         training_data_path(moved, meta, "btf=FILE")

@@ -14,6 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from btf_data.atomic import atomic_path
+from btf_data.btf_file import file_fingerprint
 
 CHECKPOINT_FORMAT = 1
 _META_KEY = "neumip"
@@ -118,8 +119,6 @@ def training_data_path(checkpoint: str | Path, data_meta: dict[str, Any], option
         if p.is_file():
             want = data_meta.get("fingerprint")
             if want:
-                from btf_data.btf_file import file_fingerprint
-
                 if file_fingerprint(p) != want:
                     print(f"warning: {p} differs from the file {checkpoint} was trained on", file=sys.stderr)
             return p

@@ -4,7 +4,7 @@ write linear EXR + tone-mapped PNG, and (with ``compare``) the sheet against the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +100,9 @@ def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
     scene = build_scene(cfg.scene, cfg.width, cfg.height)
     written: dict[str, Path] = {}
     neumip = NeuMIPMaterial(cfg.checkpoint, cfg.settings.device) if cfg.checkpoint else None
-    methods = list(cfg.compare) or [cfg.method]
-    unknown = [m for m in methods if m not in MATERIALS]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; known: {', '.join(MATERIALS)}")
+    methods = list(cfg.compare) or [cfg.method]  # names checked when the config was built
+    if not cfg.btf and (cfg.compare or cfg.method != "neumip"):
+        cfg = replace(cfg, btf=_data_path(cfg, neumip))  # found (and fingerprinted) once
     images = {}
     for name in methods:
         material, res, n_levels = make_material(name, cfg, neumip)

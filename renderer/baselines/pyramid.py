@@ -28,7 +28,7 @@ from btf_data.brdf import isotropic_tensor
 from btf_data.pyramid import level_count
 from btf_data.svbrdf import SVBRDFMaps
 
-#: Channels of each field, in the order :meth:`SVBRDFPyramid.packed` concatenates them.
+#: The fields of a pyramid level and their channels.
 FIELDS: dict[str, int] = {"albedo": 3, "normal": 3, "tensor": 3, "metallic": 1, "specular": 1}
 
 MIN_NORMAL_Z = 1e-3

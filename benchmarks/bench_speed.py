@@ -66,8 +66,18 @@ def main() -> None:
         flops = 2 * sum(r * c for r, c in model.decoder.shapes)
         rows.append(("decoder MLP, 2^20", f"{n / t / 1e6:.2f} M queries/s",
                      f"{flops} FLOP/query over fp32 GEMM: {fp32 * 1e9 / flops / 1e6:.1f} M/s"))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            t = best_of(lambda: model.decoder(x))
+        rows.append(("decoder MLP, 2^20, bf16 autocast", f"{n / t / 1e6:.2f} M queries/s",
+                     f"over bf16 GEMM: {bf16 * 1e9 / flops / 1e6:.1f} M/s"))
         t = best_of(lambda: model(uv, w, w, lod, check=False))
+        ref = model(uv, w, w, lod, check=False)
         rows.append(("whole NeuMIP query, 2^20", f"{n / t / 1e6:.2f} M queries/s", ""))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            t = best_of(lambda: model(uv, w, w, lod, check=False))
+            rel = ((model(uv, w, w, lod, check=False).float() - ref).abs().max() / ref.abs().max()).item()
+        rows.append(("whole NeuMIP query, 2^20, bf16 autocast", f"{n / t / 1e6:.2f} M queries/s",
+                     f"max error {rel:.1e} of the largest output"))
     rows += train_rows(args.data)
     rows.append(frame_row(args.checkpoint))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -82,17 +92,18 @@ def train_rows(data: str) -> list[tuple[str, str, str]]:
     from neumip.train import Trainer
 
     out = []
-    for batch in (8192, 65536):
+    for batch, precision in ((8192, "fp32"), (65536, "fp32"), (8192, "bf16"), (65536, "bf16")):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = TrainConfig(data=DataConfig(name="bench", path=data), model=ModelConfig(backend="torch"),
                               schedule=ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350,
                                                       offset_freeze=4050, lod_power=2.0),
-                              logger=LoggerConfig(mode="disabled"), out_dir=tmp, ckpt_every=0, progress=False)
+                              logger=LoggerConfig(mode="disabled"), out_dir=tmp, ckpt_every=0, progress=False,
+                              precision=precision)
             tr = Trainer(cfg)
             tr.step = 6000  # late phase: no latent blur, offset frozen
             steps = max(8, 2**19 // batch)
             t = best_of(lambda tr=tr, steps=steps: [tr.train_step() for _ in range(steps)], repeats=2)
-            out.append((f"training, batch {batch}", f"{steps * batch / t / 1e6:.2f} M queries/s", ""))
+            out.append((f"training, batch {batch}, {precision}", f"{steps * batch / t / 1e6:.2f} M queries/s", ""))
     return out
 
 

@@ -140,6 +140,10 @@ class TrainConfig:
     progress: bool = True
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
+    precision: str = "fp32"
+    """Training arithmetic of the MLPs: ``fp32``, or ``bf16`` (autocast: matrix products in
+    bfloat16 on AMX / tensor cores, parameters, lookups and loss in fp32). Measured on the 2-core
+    CPU: see benchmarks/bench_speed.py and the README's speed section for its cost in PSNR."""
     deterministic: bool = True
     """On the CPU, torch deterministic algorithms (the scatter-adds of the latent lookups'
     backward become ordered): runs and resumes are bit-identical, at no cost there. GPU runs are
@@ -149,3 +153,4 @@ class TrainConfig:
         require(self.ckpt_every >= 0, "ckpt_every", self.ckpt_every, ">= 0 (0: only at the end)")
         require(self.eval_levels >= 1, "eval_levels", self.eval_levels, ">= 1")
         require(self.threads is None or self.threads >= 1, "threads", self.threads, "null or >= 1")
+        require(self.precision in ("fp32", "bf16"), "precision", self.precision, "fp32 or bf16")

@@ -202,8 +202,9 @@ class Trainer:
         if self.model.offset is not None:
             self.model.offset.texture.requires_grad_(self.step < s.offset_freeze)
         batch = self.sampler.sample()
-        pred = self.model(batch.uv, batch.wi, batch.wo, batch.lod, check=False)
-        loss = neumip_loss(pred, batch.rgb, s.l1_weight)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            pred = self.model(batch.uv, batch.wi, batch.wo, batch.lod, check=False)
+        loss = neumip_loss(pred.float(), batch.rgb, s.l1_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

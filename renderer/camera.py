@@ -57,7 +57,7 @@ class PinholeCamera:
         sx = (px - self.width / 2.0) * scale
         sy = (py - self.height / 2.0) * scale
         raw = fwd + sx[:, None] * right + sy[:, None] * down  # (N, 3), not unit
-        length = raw.norm(dim=1, keepdim=True)
+        length = (raw[:, 0] ** 2 + raw[:, 1] ** 2 + raw[:, 2] ** 2).sqrt()[:, None]
         d = raw / length
 
         def diff(axis: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,12 @@ import torch
 _EPS = 1e-6
 
 
+def dot3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products of (N, 3) vectors (either may be a (3,) constant): (N,).
+    Column by column, which is twice as fast as ``(a * b).sum(1)`` (a reduction over 3 elements)."""
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
 @dataclass
 class Hit:
     """Per-ray intersection results (N rays)."""
@@ -30,8 +36,8 @@ class Hit:
 
     def frame(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Orthonormal tangent frame (T, B, N), T along dp/du."""
-        t = self.dpdu - self.n * (self.dpdu * self.n).sum(1, keepdim=True)
-        t = t / t.norm(dim=1, keepdim=True).clamp_min(_EPS)
+        t = self.dpdu - self.n * dot3(self.dpdu, self.n)[:, None]
+        t = t / dot3(t, t).sqrt().clamp_min(_EPS)[:, None]
         b = torch.linalg.cross(self.n, t)
         return t, b, self.n
 
@@ -44,17 +50,17 @@ def uv_derivatives(
     The hit point moves by dp = t (dd - (dd . n) / (d . n) d) for a one-pixel change dd of the
     direction; dp is expressed in (dp/du, dp/dv) by least squares.
     """
-    dn = (d * hit.n).sum(1, keepdim=True)
+    dn = dot3(d, hit.n)[:, None]
     dn = torch.where(dn.abs() < _EPS, torch.full_like(dn, -_EPS), dn)
-    a11 = (hit.dpdu * hit.dpdu).sum(1)
-    a12 = (hit.dpdu * hit.dpdv).sum(1)
-    a22 = (hit.dpdv * hit.dpdv).sum(1)
+    a11 = dot3(hit.dpdu, hit.dpdu)
+    a12 = dot3(hit.dpdu, hit.dpdv)
+    a22 = dot3(hit.dpdv, hit.dpdv)
     det = (a11 * a22 - a12 * a12).clamp_min(1e-20)
     out = []
     for dd in (ddx, ddy):
-        dp = hit.t[:, None] * (dd - (dd * hit.n).sum(1, keepdim=True) / dn * d)
-        b1 = (hit.dpdu * dp).sum(1)
-        b2 = (hit.dpdv * dp).sum(1)
+        dp = hit.t[:, None] * (dd - dot3(dd, hit.n)[:, None] / dn * d)
+        b1 = dot3(hit.dpdu, dp)
+        b2 = dot3(hit.dpdv, dp)
         out.append(torch.stack([(a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det], 1))
     return out[0], out[1]
 
@@ -96,8 +102,8 @@ class Sphere:
     def intersect(self, o: torch.Tensor, d: torch.Tensor) -> Hit:
         c = torch.tensor(self.center, dtype=o.dtype, device=o.device)
         oc = o - c
-        b = (oc * d).sum(1)
-        disc = b * b - ((oc * oc).sum(1) - self.radius**2)
+        b = dot3(oc, d)
+        disc = b * b - (dot3(oc, oc) - self.radius**2)
         sq = disc.clamp_min(0).sqrt()
         t0, t1 = -b - sq, -b + sq
         t = torch.where(t0 > _EPS, t0, t1)

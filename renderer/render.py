@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from btf_data.config_checks import require
 from renderer.camera import PinholeCamera
-from renderer.geometry import Cylinder, GroundPlane, Sphere, uv_derivatives
+from renderer.geometry import Cylinder, GroundPlane, Sphere, dot3, uv_derivatives
 from renderer.lights import DirectionalLight, PointLight
 
 
@@ -61,8 +61,8 @@ def footprint_to_lod(duvdx: torch.Tensor, duvdy: torch.Tensor, resolution: int, 
                      mode: str = "max") -> torch.Tensor:
     """lod (N,) from uv derivatives (N, 2) per pixel step, for a material of ``resolution``
     level-0 texels per uv unit and ``n_levels`` levels."""
-    fx = duvdx.norm(dim=1) * resolution
-    fy = duvdy.norm(dim=1) * resolution
+    fx = (duvdx[:, 0] ** 2 + duvdx[:, 1] ** 2).sqrt() * resolution
+    fy = (duvdy[:, 0] ** 2 + duvdy[:, 1] ** 2).sqrt() * resolution
     if mode == "max":
         size = torch.maximum(fx, fy)
     elif mode == "mean":
@@ -70,6 +70,13 @@ def footprint_to_lod(duvdx: torch.Tensor, duvdy: torch.Tensor, resolution: int, 
     else:
         raise ValueError(f"lod_mode must be 'max' or 'mean', got {mode!r}")
     return torch.log2(size.clamp_min(1e-12)).clamp(0.0, float(n_levels - 1))
+
+
+def to_tangent_frame(v: torch.Tensor, tangent: torch.Tensor, bitangent: torch.Tensor,
+                     normal: torch.Tensor) -> torch.Tensor:
+    """World vectors v (N, 3) in the tangent frame (T, B, N) (each (N, 3) or (3,)): (N, 3).
+    Three dot products rather than a batched 3 x 3 product, which is several times slower."""
+    return torch.stack([dot3(v, tangent), dot3(v, bitangent), dot3(v, normal)], 1)
 
 
 def synchronize(device: torch.device) -> None:
@@ -115,9 +122,8 @@ def render(scene: Scene, material, resolution: int, n_levels: int, settings: Ren
             wo_w = -d
             wi_w, irradiance = scene.light.incident(hit.p)
 
-            frame = torch.stack([tangent, bitangent, normal], dim=1)  # (N, 3 axes, 3)
-            wo = torch.einsum("nij,nj->ni", frame, wo_w)
-            wi = torch.einsum("nij,nj->ni", frame, wi_w)
+            wo = to_tangent_frame(wo_w, tangent, bitangent, normal)
+            wi = to_tangent_frame(wi_w, tangent, bitangent, normal)
             ok = hit.valid & (wo[:, 2] > 0) & (wi[:, 2] > 0)
             if fixed_lod is None:
                 duvdx, duvdy = uv_derivatives(hit, d, ddx, ddy)

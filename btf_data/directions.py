@@ -1,8 +1,10 @@
 """Direction sets on the upper hemisphere and the split of (wo, wi) pairs into training and
 held-out sets.
 
-Every set is made of rings of constant elevation: a ring is (theta in degrees, number of
-azimuths), azimuths evenly spaced from phi = 0. Directions are unit vectors, z up.
+Named sets are rings of constant elevation: a ring is (theta in degrees, number of azimuths),
+azimuths evenly spaced from phi = 0. ``random`` sets draw every direction on its own, uniform on
+the projected disk up to a maximum elevation, as the official NeuMIP data do, so a model learns
+continuous directions rather than a grid. Directions are unit vectors, z up.
 """
 
 from __future__ import annotations
@@ -68,3 +70,36 @@ def split_pairs(n_wo: int, n_wi: int, held_out_fraction: float, seed: int) -> np
     split = np.zeros(n, dtype=np.uint8)
     split[rng.permutation(n)[:n_held]] = 1
     return split.reshape(n_wo, n_wi)
+
+
+def random_directions(n: int, max_theta_deg: float, seed: int) -> np.ndarray:
+    """n directions (n, 3) uniform on the projected unit disk (density proportional to
+    cos theta) up to elevation ``max_theta_deg``; a fixed seed makes the set reproducible."""
+    if n < 1:
+        raise ValueError(f"a random direction set needs at least 1 direction, got {n}")
+    if not 0.0 < max_theta_deg < 90.0:
+        raise ValueError(f"max_theta must be in (0, 90) degrees, got {max_theta_deg}")
+    rng = np.random.default_rng(seed)
+    r = np.sqrt(rng.random(n)) * np.sin(np.deg2rad(max_theta_deg))
+    phi = 2.0 * np.pi * rng.random(n)
+    return spherical_to_cartesian(np.arcsin(r), phi)
+
+
+def split_by_direction(n_wo: int, n_wi: int, held_out_fraction: float, seed: int) -> np.ndarray:
+    """Hold out whole directions: a ``held_out_fraction`` of the views and of the lights; every
+    pair with a held-out view or light is held out (n_wo, n_wi) uint8, so the held-out pairs use
+    directions training never sees (at least one view and one light on each side)."""
+    if not 0.0 <= held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
+    rng = np.random.default_rng(seed)
+
+    def pick(n: int) -> np.ndarray:
+        k = int(round(held_out_fraction * n))
+        if held_out_fraction > 0 and n >= 2:
+            k = min(max(k, 1), n - 1)
+        out = np.zeros(n, dtype=bool)
+        out[rng.permutation(n)[:k]] = True
+        return out
+
+    views, lights = pick(n_wo), pick(n_wi)
+    return (views[:, None] | lights[None, :]).astype(np.uint8)

@@ -12,7 +12,7 @@ from btf_data.atomic import check_output_file
 from btf_data.btf_file import BTFWriter
 from btf_data.btf_render import RenderConfig, render_btf
 from btf_data.config_checks import is_power_of_two, require
-from btf_data.directions import direction_set, split_pairs
+from btf_data.directions import direction_set, random_directions, split_by_direction, split_pairs
 from btf_data.material_maps import MapsConfig, maps_material
 from btf_data.procedural import MATERIALS, default_params, procedural_maps
 from btf_data.svbrdf import SVBRDFMaps
@@ -50,6 +50,23 @@ class PyramidConfig:
 
 
 @dataclass
+class RandomDirectionsConfig:
+    """``directions: random``: views and lights drawn on their own (conf/generate.yaml)."""
+
+    views: int = 48
+    lights: int = 48
+    max_theta: float = 84.0
+    """Largest elevation (degrees), as the official data's projected-disk sampling."""
+    seed: int = 0
+    """Views use this seed, lights seed + 1."""
+
+    def __post_init__(self) -> None:
+        require(self.views >= 1 and self.lights >= 1, "random_directions.views/lights",
+                (self.views, self.lights), ">= 1")
+        require(0.0 < self.max_theta < 90.0, "random_directions.max_theta", self.max_theta, "in (0, 90)")
+
+
+@dataclass
 class GenerateConfig:
     """Options of ``btf-generate`` (conf/generate.yaml)."""
 
@@ -57,7 +74,10 @@ class GenerateConfig:
     resolution: int = 128
     """Level-0 resolution (square); a power of two gives a pyramid down to 1 x 1."""
     directions: str = "medium"
-    """Direction set used for both wo and wi (tiny, small, medium, ubo2014)."""
+    """Direction set used for both wo and wi (tiny, small, medium, dense, ubo2014), or
+    ``random``: views and lights drawn continuously (``random_directions``), whole directions held
+    out."""
+    random_directions: RandomDirectionsConfig = field(default_factory=RandomDirectionsConfig)
     held_out_fraction: float = 0.1
     split_seed: int = 0
     out: str = "outputs/data/${material.name}.h5"
@@ -107,13 +127,19 @@ def generate(cfg: GenerateConfig) -> tuple[Path, float]:
     if cfg.preview:
         check_output_file(cfg.preview)
     maps = material_maps(cfg.material, cfg.resolution)
-    dirs = direction_set(cfg.directions)
-    split = split_pairs(len(dirs), len(dirs), cfg.held_out_fraction, cfg.split_seed)
+    if cfg.directions == "random":
+        rd = cfg.random_directions
+        wo_dirs = random_directions(rd.views, rd.max_theta, rd.seed)
+        wi_dirs = random_directions(rd.lights, rd.max_theta, rd.seed + 1)
+        split = split_by_direction(len(wo_dirs), len(wi_dirs), cfg.held_out_fraction, cfg.split_seed)
+    else:
+        wo_dirs = wi_dirs = direction_set(cfg.directions)
+        split = split_pairs(len(wo_dirs), len(wi_dirs), cfg.held_out_fraction, cfg.split_seed)
     out = Path(cfg.out)
     writer = BTFWriter(
         out,
-        wo_dirs=dirs,
-        wi_dirs=dirs,
+        wo_dirs=wo_dirs,
+        wi_dirs=wi_dirs,
         resolution=(cfg.resolution, cfg.resolution),
         split=split,
         name=cfg.material.name,
@@ -125,9 +151,9 @@ def generate(cfg: GenerateConfig) -> tuple[Path, float]:
         svbrdf=maps,
         config=asdict(cfg),
     )
-    with writer, tqdm(total=len(dirs) ** 2, desc=f"render {cfg.material.name}", unit="img",
+    with writer, tqdm(total=len(wo_dirs) * len(wi_dirs), desc=f"render {cfg.material.name}", unit="img",
                       disable=not cfg.progress) as bar:
-        for i_wo, images in render_btf(maps, dirs, dirs, cfg.render, cfg.device):
+        for i_wo, images in render_btf(maps, wo_dirs, wi_dirs, cfg.render, cfg.device):
             writer.write(i_wo, images)
-            bar.update(len(dirs))
+            bar.update(len(wi_dirs))
     return out, time.perf_counter() - t0

@@ -9,6 +9,7 @@ levels) from the file and draws the batch from those.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +36,12 @@ class SamplerConfig:
     0..floor(max_lod), at texel centres."""
     max_lod: float | None = None
     """Highest lod drawn (None: the file's coarsest level, L - 1)."""
+    lod_sampling: str = "power"
+    """Continuous lods: ``power`` (max_lod * u^lod_power) or ``official`` (NeuMIP's training
+    mixture: 10% at lod 0, 30% uniform in [0, max_lod], 60% with P(lod > l) = 4^-l, clamped)."""
     lod_power: float = 1.0
-    """Continuous lods are max_lod * u^lod_power, u uniform: 1 spreads them evenly over the
-    levels, > 1 puts more of them on the fine levels (every level is still covered)."""
+    """Continuous ``power`` lods are max_lod * u^lod_power, u uniform: 1 spreads them evenly over
+    the levels, > 1 puts more of them on the fine levels (every level is still covered)."""
 
 
 @dataclass
@@ -76,6 +80,9 @@ class PyramidSampler:
         seed: int = 0,
     ) -> None:
         self.cfg = cfg or SamplerConfig()
+        if self.cfg.lod_sampling not in ("power", "official"):
+            raise ValueError(f"sampler lod_sampling must be 'power' or 'official', got "
+                             f"{self.cfg.lod_sampling!r}")
         if self.cfg.lod not in ("continuous", "integer"):
             raise ValueError(f"sampler lod must be 'continuous' or 'integer', got {self.cfg.lod!r}")
         if not btf.has_pyramid and btf.n_levels > 1:
@@ -103,11 +110,21 @@ class PyramidSampler:
         texels = sum(np.prod(self.btf.resolution(k)) for k in range(self.n_levels))
         return int(len(self.pairs) * texels * 3 * 4)
 
+    def _continuous_lods(self, n: int) -> torch.Tensor:
+        g = self.generator
+        if self.cfg.lod_sampling == "power":
+            return torch.rand(n, generator=g) ** self.cfg.lod_power * self.max_lod
+        which = torch.rand(n, generator=g)
+        uniform = torch.rand(n, generator=g) * self.max_lod
+        geometric = -torch.log1p(-torch.rand(n, generator=g)) / math.log(4.0)  # P(> l) = 4^-l
+        lod = torch.where(which < 0.3, uniform, geometric.clamp(max=self.max_lod))
+        return torch.where(which >= 0.9, torch.zeros_like(lod), lod)
+
     def _draw(self, n: int, n_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g = self.generator
         index = torch.randint(n_images, (n,), generator=g)
         if self.cfg.lod == "continuous":
-            lod = torch.rand(n, generator=g) ** self.cfg.lod_power * self.max_lod
+            lod = self._continuous_lods(n)
             uv = torch.rand(n, 2, generator=g)
         else:
             lod = torch.randint(int(self.max_lod) + 1, (n,), generator=g).float()

@@ -29,18 +29,32 @@ class ModelConfig:
     decoder_layers: int = 3
     backend: str = "auto"
     """MLP backend: auto (tcnn when available), torch or tcnn."""
-    depth_scale: float = 0.1
-    """Offset depth r = depth_scale * MLP output (uv units)."""
+    depth_scale: float = 0.05
+    """Offset depth r = depth_scale * MLP output (uv units). The official code scales the offset
+    network's output by 0.1 in [-1, 1] grid units: 0.05 in uv."""
     min_cos: float = 0.6
     """The uv shift divides by max(wo.z, min_cos)."""
+    offset_blur_min: float = 1.0
+    """The offset texture is always read blurred by at least this sigma (level-0 texels), as the
+    official code's ``nom_min_sigma``: the offset stays smooth, so parallax never tears."""
+    direction_encoding: str = "xy"
+    """How wi and wo enter the decoder: ``xy`` (the paper) or ``sh3`` (16 real spherical
+    harmonics each, as NeuralBTF)."""
+    shadow_mask: bool = True
+    """The official decoder's learned shadow mask: 3 extra outputs m, rgb *= 0.1 + sigmoid(m)."""
     init_std: float = 0.1
     """Latent initialisation N(0, init_std^2)."""
+
+    #: Values of fields that checkpoints written before the field existed were trained with.
+    LEGACY = {"offset_blur_min": 0.0, "shadow_mask": False}
 
     def __post_init__(self) -> None:
         for key in ("latent_channels", "offset_channels", "offset_width", "offset_layers",
                     "decoder_width", "decoder_layers"):
             require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
         require(self.levels is None or self.levels >= 1, "model.levels", self.levels, "null or >= 1")
+        require(self.direction_encoding in ("xy", "sh3"), "model.direction_encoding",
+                self.direction_encoding, "xy or sh3")
         require(self.backend in ("auto", "torch", "tcnn"), "model.backend", self.backend,
                 "auto, torch or tcnn")
 
@@ -90,15 +104,30 @@ class ScheduleConfig:
     """The offset texture stops learning at this step."""
     l1_weight: float = 0.1
     """Loss = MSE(log1p(y_hat), log1p(y)) + l1_weight * L1(y_hat, y)."""
+    lod_sampling: str = "official"
+    """How training lods are drawn: ``official`` (as straintensor/NeuMIP: 10% at lod 0, 30%
+    uniform in [0, max] (log-uniform footprints), 60% with P(lod > l) = 4^-l; 59% of queries fall
+    below lod 1) or ``power`` (max_lod * u^lod_power)."""
     lod_power: float = 1.0
-    """Training lods are max_lod * u^lod_power: 1 = uniform over the levels, > 1 favours the
-    fine levels, which have the most texels to learn."""
+    """``power`` sampling only: 1 = uniform over the levels, > 1 favours the fine levels."""
+    fuse_blur_every: int = 100
+    """Official ``fuse_blur``: every this many steps, while step < fuse_blur_until, each latent
+    level becomes (1 - w) T + w blur(T) (w = fuse_blur_weight, sigma fuse_blur_sigma texels of
+    its own level), which keeps neighbouring texels' latents correlated early on. 0: off."""
+    fuse_blur_until: int = 3000
+    fuse_blur_weight: float = 0.1
+    fuse_blur_sigma: float = 1.03
 
     def __post_init__(self) -> None:
         require(self.steps >= 0, "schedule.steps", self.steps, ">= 0")
         require(self.batch_size >= 1, "schedule.batch_size", self.batch_size, ">= 1")
         require(self.blur_halving > 0, "schedule.blur_halving", self.blur_halving, "> 0")
         require(self.lod_power > 0, "schedule.lod_power", self.lod_power, "> 0")
+        require(self.lod_sampling in ("official", "power"), "schedule.lod_sampling", self.lod_sampling,
+                "official or power")
+        require(self.fuse_blur_every >= 0, "schedule.fuse_blur_every", self.fuse_blur_every, ">= 0")
+        require(0.0 <= self.fuse_blur_weight <= 1.0, "schedule.fuse_blur_weight", self.fuse_blur_weight,
+                "in [0, 1]")
         require(self.blur_start >= 0 and self.blur_min >= 0, "schedule.blur_start/blur_min",
                 (self.blur_start, self.blur_min), ">= 0")
 

@@ -56,6 +56,15 @@ def psnr(mse: float) -> float:
     return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
+#: Light-elevation bands (degrees from the normal) the scores are split into: overhead, mid and
+#: grazing light; the grazing band is where cast shadows carry most of the error.
+LIGHT_BANDS_DEG = (0.0, 35.0, 60.0, 90.0)
+
+
+def light_band_labels(edges: tuple[float, ...] = LIGHT_BANDS_DEG) -> list[str]:
+    return [f"light {a:g}-{b:g} deg" for a, b in zip(edges[:-1], edges[1:])]
+
+
 @dataclass
 class LevelScore:
     level: int
@@ -64,28 +73,47 @@ class LevelScore:
     """PSNR (dB) of tone-mapped values, from the MSE over all held-out images of the level."""
     mse_tonemapped: float
     mse_linear: float
+    psnr_cos: float = float("nan")
+    """The same images as a renderer shows them: values times cos(theta_i), then tone-mapped."""
+    psnr_by_light: dict[str, float] | None = None
+    """PSNR (tone-mapped) of the pairs in each light-elevation band (NaN: no pair there)."""
+    pairs_by_light: dict[str, int] | None = None
 
 
 @torch.no_grad()
 def evaluate_query(query: Query, btf: BTFFile, levels: int = 6, subset: str = "held_out",
-                   device: str | torch.device = "cpu", max_pairs: int | None = None) -> list[LevelScore]:
+                   device: str | torch.device = "cpu", max_pairs: int | None = None,
+                   bands: tuple[float, ...] = LIGHT_BANDS_DEG) -> list[LevelScore]:
     """Per-level scores of any query on the ``subset`` pairs (all of them, or the first
-    max_pairs), against the file's level-0 images and ``pyramid/<k>``."""
+    max_pairs), against the file's level-0 images and ``pyramid/<k>``: overall, as a renderer
+    shows them (times cos theta_i), and split by the light's elevation."""
     device = torch.device(device)
     pairs = btf.pairs(subset)[:max_pairs]
+    labels = light_band_labels(bands)
+    theta = np.degrees(np.arccos(np.clip(btf.wi_dirs[:, 2], -1.0, 1.0)))
+    band_of = np.clip(np.searchsorted(bands, theta, side="right") - 1, 0, len(labels) - 1)
     scores = []
     for k in range(min(levels, btf.n_levels)):
         res = btf.resolution(k)
-        se_t = se_l = 0.0
+        se_t = se_l = se_c = 0.0
         count = 0
+        band_se, band_n = np.zeros(len(labels)), np.zeros(len(labels), dtype=np.int64)
         for i_wo, i_wi in pairs:
             gt = btf.image(int(i_wo), int(i_wi), k)
             pred = predict_image(query, res, btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k, device)
-            se_t += float(((tonemap(pred) - tonemap(gt)) ** 2).sum())
+            se = float(((tonemap(pred) - tonemap(gt)) ** 2).sum())
+            cos = float(btf.wi_dirs[i_wi][2])
+            se_t += se
             se_l += float(((pred - gt) ** 2).sum())
+            se_c += float(((tonemap(pred * cos) - tonemap(gt * cos)) ** 2).sum())
             count += gt.size
+            band_se[band_of[i_wi]] += se
+            band_n[band_of[i_wi]] += gt.size
         mse_t, mse_l = se_t / count, se_l / count
-        scores.append(LevelScore(k, res[0], psnr(mse_t), mse_t, mse_l))
+        by_light = {lab: psnr(band_se[b] / band_n[b]) if band_n[b] else float("nan")
+                    for b, lab in enumerate(labels)}
+        n_pairs = {lab: int(band_n[b] // (gt.size or 1)) for b, lab in enumerate(labels)}
+        scores.append(LevelScore(k, res[0], psnr(mse_t), mse_t, mse_l, psnr(se_c / count), by_light, n_pairs))
     return scores
 
 
@@ -101,11 +129,18 @@ def evaluate_levels(model: NeuMIP, btf: BTFFile, levels: int = 6, subset: str = 
 
 
 def scores_markdown(scores: list[LevelScore], title: str) -> str:
-    lines = [f"### {title}", "", "| level | resolution | PSNR (dB) | MSE tone-mapped | MSE linear |",
-             "|---|---|---|---|---|"]
+    """The per-level table: PSNR, MSEs, PSNR as rendered (x cos theta_i) and PSNR per light band
+    (with the number of held-out pairs in each band in the header)."""
+    bands = list(scores[0].psnr_by_light or {}) if scores else []
+    counts = scores[0].pairs_by_light or {} if scores else {}
+    head = "| level | resolution | PSNR (dB) | MSE tone-mapped | MSE linear | PSNR x cos |"
+    head += "".join(f" {b} ({counts.get(b, 0)} pairs) |" for b in bands)
+    lines = [f"### {title}", "", head, "|---" * (6 + len(bands)) + "|"]
     for s in scores:
-        lines.append(f"| {s.level} | {s.resolution} | {s.psnr:.2f} | {s.mse_tonemapped:.3e} | "
-                     f"{s.mse_linear:.3e} |")
+        row = (f"| {s.level} | {s.resolution} | {s.psnr:.2f} | {s.mse_tonemapped:.3e} | "
+               f"{s.mse_linear:.3e} | {s.psnr_cos:.2f} |")
+        row += "".join(f" {(s.psnr_by_light or {}).get(b, float('nan')):.2f} |" for b in bands)
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 

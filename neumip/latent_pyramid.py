@@ -47,3 +47,10 @@ class LatentPyramid(nn.Module):
         blur_sigma / 2^k of its own texels (blur_sigma in level-0 texels)."""
         levels = [blur_wrapped(t, blur_sigma / 2**k) for k, t in enumerate(self.levels)]
         return lookup_trilinear(levels, uv, lod)
+
+    @torch.no_grad()
+    def fuse_blur(self, weight: float, sigma: float) -> None:
+        """Blend every level towards its own blur, T <- (1 - weight) T + weight blur(T, sigma
+        texels of the level): the official code's ``fuse_blur`` of early training."""
+        for t in self.levels:
+            t.copy_((1.0 - weight) * t + weight * blur_wrapped(t, sigma))

@@ -17,6 +17,7 @@ from torch import nn
 
 from neumip.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from neumip.config import ModelConfig
+from neumip.direction_encoding import encode_direction, encoding_width
 from neumip.latent_pyramid import LatentPyramid
 from neumip.mlp_backends import make_mlp, resolve_backend
 from neumip.neural_offset import NeuralOffset
@@ -57,6 +58,8 @@ def model_config_from_meta(path: str | Path, meta: dict[str, Any], backend: str)
         if not ok:
             raise CheckpointError(path, f"metadata field 'model.{key}' = {value!r} has the wrong type")
         values[key] = value
+    for key, legacy in ModelConfig.LEGACY.items():
+        values.setdefault(key, legacy)  # a checkpoint older than the field was trained without it
     try:
         return ModelConfig(**{**values, "backend": backend})
     except ValueError as e:
@@ -66,7 +69,8 @@ def model_config_from_meta(path: str | Path, meta: dict[str, Any], backend: str)
 class NeuMIP(nn.Module):
     """The neural material. Output parameterisation as the paper: the decoder predicts a YUV
     triplet t, and rgb = exp(YUV->RGB(t)) - 1 (log-space, so highlights and shadows train
-    equally); evaluation mode clamps rgb to >= 0."""
+    equally), times the official code's shadow mask 0.1 + sigmoid(m) of three more outputs m
+    when ``cfg.shadow_mask``; evaluation mode clamps rgb to >= 0."""
 
     def __init__(self, cfg: ModelConfig, resolution: int, metadata: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -77,11 +81,12 @@ class NeuMIP(nn.Module):
         self.pyramid = LatentPyramid(resolution, cfg.latent_channels, cfg.levels, cfg.init_std)
         self.offset = (
             NeuralOffset(resolution, cfg.offset_channels, cfg.offset_width, cfg.offset_layers,
-                         backend, cfg.depth_scale, cfg.min_cos)
+                         backend, cfg.depth_scale, cfg.min_cos, cfg.offset_blur_min)
             if cfg.use_offset else None
         )
-        self.decoder = make_mlp(cfg.latent_channels + 4, 3, cfg.decoder_width, cfg.decoder_layers,
-                                backend)
+        self.decoder = make_mlp(cfg.latent_channels + 2 * encoding_width(cfg.direction_encoding),
+                                6 if cfg.shadow_mask else 3,
+                                cfg.decoder_width, cfg.decoder_layers, backend)
         self.register_buffer("blur_sigma", torch.zeros(()))
         self.register_buffer("yuv_to_rgb", _YUV_TO_RGB.clone())
 
@@ -164,8 +169,11 @@ class NeuMIP(nn.Module):
         if self.offset is not None:
             uv = self.offset(uv, wo, sigma)
         latent = self.pyramid(uv, lod, sigma)
-        t = self.decoder(torch.cat([latent, wi[:, :2], wo[:, :2]], dim=1))
-        rgb = torch.expm1(t @ self.yuv_to_rgb.t())
+        enc = self.cfg.direction_encoding
+        t = self.decoder(torch.cat([latent, encode_direction(wi, enc), encode_direction(wo, enc)], dim=1))
+        rgb = torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
+        if self.cfg.shadow_mask:
+            rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))
         return rgb if self.training else rgb.clamp_min(0.0)
 
     # -- checkpoints -------------------------------------------------------------------------

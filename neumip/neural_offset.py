@@ -17,20 +17,33 @@ class NeuralOffset(nn.Module):
 
     depth r = depth_scale * MLP(latent(uv), wo.xy); the pyramid is read at
     uv + r * wo.xy / max(wo.z, min_cos). The MLP's output layer starts at zero, so the offset is
-    exactly zero at initialisation (the model starts without parallax).
+    exactly zero at initialisation (the model starts without parallax). The texture is read
+    blurred by max(the schedule's sigma, blur_min) texels.
     """
 
     def __init__(self, resolution: int, channels: int, width: int, hidden_layers: int,
-                 backend: str, depth_scale: float = 0.1, min_cos: float = 0.6) -> None:
+                 backend: str, depth_scale: float = 0.05, min_cos: float = 0.6,
+                 blur_min: float = 0.0) -> None:
         super().__init__()
         self.texture = nn.Parameter(torch.zeros(1, resolution, resolution, channels))
         self.mlp = make_mlp(channels + 2, 1, width, hidden_layers, backend)
         self.mlp.zero_output_layer()
-        self.depth_scale, self.min_cos = depth_scale, min_cos
+        self.depth_scale, self.min_cos, self.blur_min = depth_scale, min_cos, blur_min
+
+    def blurred_texture(self, sigma: float) -> torch.Tensor:
+        """The texture blurred by ``sigma`` texels; without autograd (evaluation, rendering) the
+        result is kept until the texture or sigma changes, so chunked queries blur it once."""
+        if torch.is_grad_enabled():
+            return blur_wrapped(self.texture, sigma)
+        key = (sigma, self.texture._version, self.texture.data_ptr())
+        if getattr(self, "_blur_key", None) != key:
+            self._blurred = blur_wrapped(self.texture.detach(), sigma)
+            self._blur_key = key
+        return self._blurred
 
     def depth(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
         """Depth r (N,) in uv units for uv (N, 2) and wo (N, 3)."""
-        latent = lookup_bilinear(blur_wrapped(self.texture, blur_sigma), uv)
+        latent = lookup_bilinear(self.blurred_texture(max(blur_sigma, self.blur_min)), uv)
         return self.depth_scale * self.mlp(torch.cat([latent, wo[:, :2]], dim=1))[:, 0]
 
     def forward(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:

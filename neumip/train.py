@@ -100,7 +100,7 @@ class Trainer:
         scfg = SamplerConfig(batch_size=cfg.schedule.batch_size, subset="train",
                              memory_budget_mib=cfg.data.memory_budget_mib,
                              images_per_step=cfg.data.images_per_step, max_lod=float(max_lod),
-                             lod_power=cfg.schedule.lod_power)
+                             lod_power=cfg.schedule.lod_power, lod_sampling=cfg.schedule.lod_sampling)
         self.sampler = PyramidSampler(self.btf, scfg, self.device, seed=cfg.seed)
         self.step = 0
         self.run = None
@@ -201,6 +201,8 @@ class Trainer:
         self.model.blur_sigma.fill_(blur_sigma(self.step, s))
         if self.model.offset is not None:
             self.model.offset.texture.requires_grad_(self.step < s.offset_freeze)
+        if s.fuse_blur_every and self.step < s.fuse_blur_until and self.step % s.fuse_blur_every == 0:
+            self.model.pyramid.fuse_blur(s.fuse_blur_weight, s.fuse_blur_sigma)
         batch = self.sampler.sample()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
             pred = self.model(batch.uv, batch.wi, batch.wo, batch.lod, check=False)

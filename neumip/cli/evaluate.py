@@ -1,6 +1,7 @@
-"""``neumip-eval CHECKPOINT [--data FILE] [--levels 6] [--subset held_out] [--device cpu]``:
-per-level PSNR of a trained material on the held-out direction pairs; writes eval.md,
-eval.json and eval_psnr.png next to the checkpoint."""
+"""``neumip-eval CHECKPOINT [--data FILE] [--levels 6] [--subset held_out] [--out DIR]``:
+per-level PSNR of a trained material on the held-out direction pairs (overall, times cos theta_i
+as rendered, and per light elevation); writes eval.md, eval.json and eval_psnr.png next to the
+checkpoint, or in --out (e.g. a model trained on random directions scored on the grid file)."""
 
 from __future__ import annotations
 
@@ -24,15 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", default="held_out", choices=("held_out", "train", "all"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "tcnn"))
+    p.add_argument("--out", help="folder of the report (default: the checkpoint's)")
     args = p.parse_args(argv)
     with user_errors("neumip-eval"):
         model = NeuMIP.load(args.checkpoint, args.device, args.backend)
-        check_output_dir(Path(args.checkpoint).parent)  # the report goes next to the checkpoint
+        out = Path(args.out) if args.out else Path(args.checkpoint).parent
+        check_output_dir(out)
         data = args.data or training_data_path(args.checkpoint, model.metadata, "--data FILE")
         with BTFFile(data) as btf:
             scores = evaluate_levels(model, btf, args.levels, args.subset, args.device)
-            title = f"{btf.name}: {Path(args.checkpoint).name}, {args.subset} pairs"
-        paths = write_report(scores, Path(args.checkpoint).parent, title)
+            title = f"{btf.name} ({Path(data).name}): {Path(args.checkpoint).name}, {args.subset} pairs"
+        paths = write_report(scores, out, title)
     print(scores_markdown(scores, title))
     print(f"report      {paths['md']}, {paths['png']}")
     return 0

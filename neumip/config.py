@@ -64,7 +64,10 @@ class DataConfig:
     """The material to learn: an HDF5 BTF file, generated first when it is missing."""
 
     name: str = "weave"
-    path: str = "outputs/data/${data.name}.h5"
+    path: str = "outputs/data/${data.name}${data.directions_tag}.h5"
+    directions_tag: str = ""
+    """Appended to generated files' names: ``_random`` for ``dirs=random``, so the continuous-
+    direction file of a material sits beside its grid file and never replaces it."""
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     """How to make the file when it does not exist (material, resolution, directions)."""
     generate_if_missing: bool = True

@@ -20,7 +20,7 @@ from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig,
 from neumip.evaluate import evaluate_levels
 from neumip.model import NeuMIP
 from neumip.train import Trainer, blur_sigma, neumip_loss
-from tests.conftest import synthetic_btf
+from tests.conftest import synthetic_btf, write_small_btf
 
 
 @pytest.fixture(scope="module")
@@ -167,10 +167,12 @@ def test_pickled_and_bad_checkpoints_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu", "debug"])
-@pytest.mark.parametrize("model", ["full", "no_offset", "single_level"])
-def test_every_train_config_composes(preset, model):
+@pytest.mark.parametrize("model", ["full", "no_offset", "single_level", "plus"])
+@pytest.mark.parametrize("dirs", ["grid", "random"])
+def test_every_train_config_composes(preset, model, dirs):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"preset={preset}", f"model={model}", "data=tiles"],
+        cfg = compose("train", overrides=[f"preset={preset}", f"model={model}", "data=tiles",
+                                          f"dirs={dirs}"],
                       return_hydra_config=True)
         from hydra.core.hydra_config import HydraConfig
 
@@ -183,6 +185,14 @@ def test_every_train_config_composes(preset, model):
     assert train.model.levels == (1 if model == "single_level" else None)
     assert train.device == ("cuda" if preset == "gpu" else "cpu")
     assert train.out_dir.endswith(f"/{model}")
+    assert train.model.shadow_mask and train.model.depth_scale == 0.05  # the official choices
+    assert train.model.direction_encoding == ("sh3" if model == "plus" else "xy")
+    assert train.schedule.lod_sampling == "official"
+    if dirs == "random":
+        assert train.data.generate.directions == "random"
+        assert train.data.path.endswith("tiles_random.h5") and train.data.generate.out == train.data.path
+    else:
+        assert train.data.generate.directions == ("tiny" if preset == "debug" else "medium")
     if preset == "gpu":
         assert train.schedule.batch_size == 2**20 and train.schedule.steps == 30000
 
@@ -202,6 +212,14 @@ def test_train_and_eval_commands(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "| 2 | 4 |" in p.stdout and (ckpt.parent / "eval_psnr.png").exists()
+    assert "light 60-90 deg" in p.stdout and "PSNR x cos" in p.stdout
+    other = tmp_path / "other.h5"  # the same material scored on another file, report elsewhere
+    write_small_btf(other)
+    p = subprocess.run([str(bin_dir / "neumip-eval"), str(ckpt), "--levels", "2", "--data", str(other),
+                        "--out", str(tmp_path / "cross")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "(other.h5)" in p.stdout and (tmp_path / "cross" / "eval.md").exists()
+    assert "| 2 | 4 |" in (ckpt.parent / "eval.md").read_text()  # the model's own report is kept
     p = subprocess.run([str(bin_dir / "neumip-eval"), str(tmp_path / "none.safetensors")],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "no such checkpoint" in p.stderr

@@ -5,7 +5,11 @@ lod: the pixel's footprint along the image x and y axes, |duv/dx| and |duv/dy| i
 texels, becomes one number by taking the larger (``max``, as OpenGL's isotropic mipmapping:
 never aliases, blurs along the short axis at grazing angles) or their geometric mean (``mean``:
 sharper at grazing angles, may alias along the long axis); lod = log2(footprint) clamped to
-[0, L-1]. Points where wi or wo is below the horizon are black, and so is the background.
+[0, L-1]. ``aniso`` filters as GPU anisotropic filtering does: n = min(max_aniso,
+ceil(major / minor)) trilinear probes spaced evenly along the footprint's major axis, each at
+the lod of major / n (the minor axis's, unless the probe count is capped), averaged; every
+material gets it through the same ``eval``. Points where wi or wo is below the horizon are black,
+and so is the background.
 """
 
 from __future__ import annotations
@@ -39,13 +43,18 @@ class RenderSettings:
     chunk: int = 2**16
     """Pixel samples traced and shaded at once (bounds memory at any resolution)."""
     lod_mode: str = "max"
-    """How the footprint's two axes become one lod: ``max`` or ``mean`` (geometric)."""
+    """How the footprint's two axes become lookups: ``max`` or ``mean`` (geometric): one
+    trilinear lookup; ``aniso``: up to ``max_aniso`` along the major axis, averaged."""
+    max_aniso: int = 16
+    """``aniso`` only: most probes per pixel (GPU anisotropic filtering's 16x)."""
     device: str = "cpu"
     progress: bool = True
 
     def __post_init__(self) -> None:
         require(self.chunk >= 1, "settings.chunk", self.chunk, ">= 1")
-        require(self.lod_mode in ("max", "mean"), "settings.lod_mode", self.lod_mode, "max or mean")
+        require(self.lod_mode in ("max", "mean", "aniso"), "settings.lod_mode", self.lod_mode,
+                "max, mean or aniso")
+        require(self.max_aniso >= 1, "settings.max_aniso", self.max_aniso, ">= 1")
 
 
 @dataclass
@@ -70,6 +79,49 @@ def footprint_to_lod(duvdx: torch.Tensor, duvdy: torch.Tensor, resolution: int, 
     else:
         raise ValueError(f"lod_mode must be 'max' or 'mean', got {mode!r}")
     return torch.log2(size.clamp_min(1e-12)).clamp(0.0, float(n_levels - 1))
+
+
+@dataclass
+class AnisoProbes:
+    """Probes of anisotropic lookups: ``uv`` (M, 2) and ``lod`` (M,) of every probe, ``owner``
+    (M,) the query each belongs to, and ``weight`` (M, 1) = 1 / its query's probe count."""
+
+    uv: torch.Tensor
+    lod: torch.Tensor
+    owner: torch.Tensor
+    weight: torch.Tensor
+
+
+def anisotropic_probes(uv: torch.Tensor, duvdx: torch.Tensor, duvdy: torch.Tensor, resolution: int,
+                       n_levels: int, max_aniso: int) -> AnisoProbes:
+    """Probes for queries at uv (N, 2) with footprint axes duv/dx, duv/dy (N, 2): along the
+    longer axis, n = clamp(ceil(major / minor), 1, max_aniso) probes at offsets (i + 0.5) / n - 0.5
+    of it, each at lod log2(major / n texels), clamped to [0, L-1]."""
+    lx = (duvdx[:, 0] ** 2 + duvdx[:, 1] ** 2).sqrt()
+    ly = (duvdy[:, 0] ** 2 + duvdy[:, 1] ** 2).sqrt()
+    x_major = lx >= ly
+    axis = torch.where(x_major[:, None], duvdx, duvdy)
+    major = torch.maximum(lx, ly) * resolution
+    minor = torch.minimum(lx, ly) * resolution
+    count = torch.ceil(major / minor.clamp_min(1e-12)).clamp(1, max_aniso).long()
+    owner = torch.repeat_interleave(torch.arange(uv.shape[0], device=uv.device), count)
+    first = torch.cumsum(count, 0) - count
+    i = torch.arange(owner.shape[0], device=uv.device) - first[owner]
+    n = count[owner].to(uv.dtype)
+    t = (i.to(uv.dtype) + 0.5) / n - 0.5
+    lod = torch.log2((major[owner] / n).clamp_min(1e-12)).clamp(0.0, float(n_levels - 1))
+    return AnisoProbes(uv[owner] + t[:, None] * axis[owner], lod, owner, (1.0 / n)[:, None])
+
+
+def eval_footprint(material, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, duvdx: torch.Tensor,
+                   duvdy: torch.Tensor, resolution: int, n_levels: int, settings: RenderSettings) -> torch.Tensor:
+    """The material (N, 3) filtered over each query's footprint as ``settings.lod_mode`` says."""
+    if settings.lod_mode != "aniso":
+        lod = footprint_to_lod(duvdx, duvdy, resolution, n_levels, settings.lod_mode)
+        return material.eval(uv, wi, wo, lod)
+    p = anisotropic_probes(uv, duvdx, duvdy, resolution, n_levels, settings.max_aniso)
+    rgb = material.eval(p.uv, wi[p.owner], wo[p.owner], p.lod)
+    return torch.zeros(uv.shape[0], 3, dtype=rgb.dtype, device=rgb.device).index_add_(0, p.owner, rgb * p.weight)
 
 
 def to_tangent_frame(v: torch.Tensor, tangent: torch.Tensor, bitangent: torch.Tensor,
@@ -125,15 +177,17 @@ def render(scene: Scene, material, resolution: int, n_levels: int, settings: Ren
             wo = to_tangent_frame(wo_w, tangent, bitangent, normal)
             wi = to_tangent_frame(wi_w, tangent, bitangent, normal)
             ok = hit.valid & (wo[:, 2] > 0) & (wi[:, 2] > 0)
+            sel = torch.nonzero(ok, as_tuple=True)[0]
             if fixed_lod is None:
                 duvdx, duvdy = uv_derivatives(hit, d, ddx, ddy)
-                lod = footprint_to_lod(duvdx, duvdy, resolution, n_levels, settings.lod_mode)
-            else:
-                lod = torch.full_like(hit.t, float(fixed_lod))
-            sel = torch.nonzero(ok, as_tuple=True)[0]
             synchronize(dev)
             t1 = time.perf_counter()
-            rgb = material.eval(hit.uv[sel], wi[sel], wo[sel], lod[sel])
+            if fixed_lod is None:
+                rgb = eval_footprint(material, hit.uv[sel], wi[sel], wo[sel], duvdx[sel], duvdy[sel],
+                                     resolution, n_levels, settings)
+            else:
+                rgb = material.eval(hit.uv[sel], wi[sel], wo[sel],
+                                    torch.full((sel.shape[0],), float(fixed_lod), device=dev))
             synchronize(dev)
             t2 = time.perf_counter()
             radiance = rgb * (wi[sel, 2:3] * irradiance[sel])

@@ -203,3 +203,48 @@ def test_svbrdf_baselines_refuse_a_measured_btf(small_btf):
     path, _ = small_btf
     with pytest.raises(ValueError, match="needs the SVBRDF maps of a synthetic material"):
         make_material("lean", RenderCommandConfig(btf=str(path)))
+
+
+def test_anisotropic_probes_follow_the_major_axis():
+    from renderer.render import anisotropic_probes
+
+    res, levels = 64, 7
+    uv = torch.tensor([[0.3, 0.6], [0.5, 0.5], [0.1, 0.2]])
+    # an isotropic footprint (4 texels), an 8:1 one along v (major 16 texels, minor 2), and a
+    # 100:1 one along u capped at 16 probes
+    dx = torch.tensor([[4 / res, 0.0], [2 / res, 0.0], [100 / res, 0.0]])
+    dy = torch.tensor([[0.0, 4 / res], [0.0, 16 / res], [0.0, 1 / res]])
+    p = anisotropic_probes(uv, dx, dy, res, levels, max_aniso=16)
+    counts = torch.bincount(p.owner, minlength=3)
+    assert counts.tolist() == [1, 8, 16]
+    assert torch.allclose(p.lod[p.owner == 0], torch.tensor(2.0))  # log2(4), as lod_mode=max
+    assert torch.allclose(p.lod[p.owner == 1], torch.tensor(1.0))  # the minor axis: log2(2)
+    assert torch.allclose(p.lod[p.owner == 2], torch.tensor(math.log2(100 / 16)))  # capped count
+    v = p.uv[p.owner == 1]
+    assert torch.allclose(v[:, 0], torch.tensor(0.5))
+    want = 0.5 + ((torch.arange(8) + 0.5) / 8 - 0.5) * 16 / res
+    assert torch.allclose(v[:, 1], want)
+    for q in range(3):  # weights average each query's probes
+        assert torch.isclose(p.weight[p.owner == q].sum(), torch.tensor(1.0))
+
+
+def test_aniso_lookup_equals_max_when_isotropic_and_averages_otherwise():
+    from renderer.render import eval_footprint
+
+    class LinearInU:  # rgb = (u, v, lod): a probe average is the footprint's centre and mean lod
+        def eval(self, uv, wi, wo, lod):
+            return torch.stack([uv[:, 0], uv[:, 1], lod], 1)
+
+    n = 5
+    g = torch.Generator().manual_seed(0)
+    uv = torch.rand(n, 2, generator=g)
+    w = torch.tensor([[0.0, 0.0, 1.0]]).expand(n, 3)
+    dx = torch.rand(n, 2, generator=g) * 0.05
+    dy = torch.stack([-dx[:, 1], dx[:, 0]], 1)  # perpendicular, same length: isotropic
+    mat = LinearInU()
+    iso = eval_footprint(mat, uv, w, w, dx, dy, 128, 8, RenderSettings(lod_mode="aniso"))
+    ref = eval_footprint(mat, uv, w, w, dx, dy, 128, 8, RenderSettings(lod_mode="max"))
+    torch.testing.assert_close(iso, ref)
+    long = eval_footprint(mat, uv, w, w, dx * 6, dy, 128, 8, RenderSettings(lod_mode="aniso"))
+    torch.testing.assert_close(long[:, :2], uv)  # symmetric probes: the centre
+    assert (long[:, 2] < ref[:, 2] + math.log2(6)).all()  # sharper than max's lod of the long axis

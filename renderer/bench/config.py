@@ -1,0 +1,75 @@
+"""Typed configuration of ``neumip-bench`` (conf/bench.yaml, conf/suite/*.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from btf_data.config_checks import require
+from renderer.baselines import METHODS as SVBRDF_METHODS
+
+#: NeuMIP methods of the suite: the model config each one trains (conf/model/<name>.yaml).
+NEUMIP_METHODS = {"neumip": "full", "neumip_plus": "plus", "neumip_no_offset": "no_offset",
+                  "neumip_single_level": "single_level"}
+
+
+@dataclass
+class SuiteConfig:
+    """What the suite measures (conf/suite/quick.yaml, conf/suite/full.yaml)."""
+
+    name: str = "quick"
+    materials: list[str] = field(default_factory=lambda: ["bumps_flat", "weave"])
+    """Procedural materials (both families: normal-mapped and displaced)."""
+    extra_files: list[str] = field(default_factory=list)
+    """The user's own BTF files (e.g. imported UBO2014 captures), scored by the NeuMIP methods;
+    SVBRDF methods need SVBRDF maps and leave those cells empty, saying why."""
+    resolution: int = 128
+    directions: str = "medium"
+    methods: list[str] = field(default_factory=lambda: ["neumip", "naive", "lean"])
+    """NeuMIP methods (neumip, neumip_plus, neumip_no_offset, neumip_single_level) and SVBRDF
+    baselines (naive, gaussian, toksvig, lean, mipnet, fit)."""
+    train_overrides: list[str] = field(default_factory=lambda: ["preset=cpu"])
+    """neumip-train options of every NeuMIP cell (the preset, steps...)."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    levels: int = 6
+    fit_steps: int | None = None
+    """The fit baseline's steps (None: its default)."""
+    render_width: int = 512
+    render_height: int = 384
+    reference_spp: int = 8
+    """Reference: reference_spp^2 samples per pixel of level 0."""
+    render_methods: list[str] = field(default_factory=list)
+    """Methods rendered in the image comparison (empty: every method of the suite)."""
+    speed: bool = True
+    speed_batch: int = 2**20
+    speed_train_steps: int = 16
+    speed_frames: list[list[int]] = field(default_factory=lambda: [[512, 512], [1920, 1080]])
+
+    def __post_init__(self) -> None:
+        known = (*NEUMIP_METHODS, *SVBRDF_METHODS)
+        for m in self.methods + self.render_methods:
+            require(m in known, "suite.methods", m, f"one of {', '.join(known)}")
+        require(self.levels >= 1, "suite.levels", self.levels, ">= 1")
+        require(self.reference_spp >= 1, "suite.reference_spp", self.reference_spp, ">= 1")
+        require(bool(self.seeds), "suite.seeds", self.seeds, "at least one seed")
+
+
+@dataclass
+class BenchConfig:
+    """Options of ``neumip-bench`` (conf/bench.yaml)."""
+
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    out_root: str = "outputs/bench"
+    """Cells are kept in out_root/cells; each run writes out_root/runs/<date>_<suite>/."""
+    rerun: bool = False
+    """Recompute every cell instead of reusing finished ones."""
+    publish: bool = False
+    """Copy RESULTS.md, results.json and the plots into docs/ (docs/RESULTS.md ...)."""
+    docs_dir: str = "docs"
+    only: list[str] = field(default_factory=list)
+    """Run only these parts: quality, images, speed (empty: all)."""
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for part in self.only:
+            require(part in ("quality", "images", "speed"), "only", part, "quality, images or speed")

@@ -1,0 +1,144 @@
+"""Quality cells: per-level held-out PSNR (tone-mapped, as ``neumip-eval``) of one method on one
+material, split by light elevation, with the size of the method's representation."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from btf_data.btf_file import BTFFile
+from btf_data.generate import GenerateConfig, MaterialConfig, generate
+from neumip.evaluate import LevelScore, evaluate_levels, evaluate_query
+from neumip.model import NeuMIP
+from renderer.baselines import METHODS as SVBRDF_METHODS
+from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
+from renderer.bench.cells import cell_key
+from renderer.bench.config import NEUMIP_METHODS, SuiteConfig
+
+
+@dataclass
+class MaterialFile:
+    """One material of the suite: its name, BTF file, family and file sizes."""
+
+    name: str
+    path: Path
+    family: str
+    """``normal-mapped``, ``displaced`` or ``measured`` (a file without SVBRDF maps)."""
+    synthetic: bool
+    btf_bytes: int
+    """The BTF's level-0 images as stored (float16), without the pyramid."""
+    file_bytes: int
+
+
+def material_files(suite: SuiteConfig, data_dir: Path, progress: bool) -> list[MaterialFile]:
+    """The suite's materials, each BTF file generated once (kept under data_dir, named by its
+    resolution and direction set), plus the user's extra files."""
+    out = []
+    for name in suite.materials:
+        path = data_dir / f"{name}_{suite.resolution}_{suite.directions}.h5"
+        if not path.exists():
+            generate(GenerateConfig(material=MaterialConfig(name=name), resolution=suite.resolution,
+                                    directions=suite.directions, out=str(path), progress=progress))
+        out.append(describe(name, path))
+    for extra in suite.extra_files:
+        out.append(describe(Path(extra).stem, Path(extra)))
+    return out
+
+
+def describe(name: str, path: Path) -> MaterialFile:
+    with BTFFile(path) as btf:
+        maps = btf.svbrdf()
+        n_wo, n_wi, h, w = btf.shape
+        family = "measured" if maps is None else ("displaced" if maps.displaced else "normal-mapped")
+        return MaterialFile(name, path, family, maps is not None, n_wo * n_wi * h * w * 3 * 2,
+                            btf.nbytes_on_disk)
+
+
+def level_rows(scores: list[LevelScore]) -> list[dict[str, Any]]:
+    return [asdict(s) for s in scores]
+
+
+def neumip_cell(mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, cells: Path,
+                progress: bool) -> tuple[Path, Any]:
+    """(cell folder, compute function) of a NeuMIP method: train with ``neumip-train`` (resumed
+    when a checkpoint of an interrupted run is there), then score the held-out pairs."""
+    model = NEUMIP_METHODS[method]
+    key = cell_key(mat.name, str(mat.path), model, seed, suite.train_overrides, suite.levels)
+    cell_dir = cells / mat.name / f"{method}_seed{seed}_{key}"
+
+    def compute(cell_dir: Path) -> dict[str, Any]:
+        train_dir = cell_dir / "train"
+        ckpt = train_dir / "checkpoints" / "last.safetensors"
+        cmd = [str(Path(sys.executable).parent / "neumip-train"), "data=file", f"data.path={mat.path}",
+               f"data.name={mat.name}", f"model={model}", f"seed={seed}", f"out_dir={train_dir}",
+               "logger.mode=disabled", f"progress={str(progress).lower()}", *suite.train_overrides]
+        if (train_dir / "checkpoints" / "train_time.json").exists():
+            pass  # finished training; only the scoring below was missing
+        elif ckpt.exists():
+            subprocess.run(cmd + ["resume=true"], check=True)
+        else:
+            subprocess.run(cmd + ["overwrite=true"], check=True)
+        net = NeuMIP.load(ckpt)
+        with BTFFile(mat.path) as btf:
+            scores = evaluate_levels(net, btf, suite.levels, "held_out")
+        timing = json.loads((ckpt.parent / "train_time.json").read_text())
+        params = sum(p.numel() for p in net.parameters())
+        return {"levels": level_rows(scores), "train_seconds": timing["seconds"],
+                "train_qps": timing["queries_per_second"], "params": params, "bytes_fp32": 4 * params,
+                "bytes_fp16": 2 * params, "checkpoint": str(ckpt),
+                "minutes_to_30db_l0": minutes_to(train_dir, 30.0, timing["seconds"])}
+
+    return cell_dir, compute
+
+
+def minutes_to(train_dir: Path, target: float, seconds: float) -> float | None:
+    """Training minutes until level 0 first reached ``target`` dB in the run's evaluations (the
+    step's share of the run's time); None when it never did."""
+    curves = train_dir / "curves_psnr.csv"
+    if not curves.exists():
+        return None
+    rows = [line.split(",") for line in curves.read_text().splitlines()[1:] if line]
+    steps = [int(r[0]) for r in rows if r[1] == "0" and float(r[2]) >= target]
+    last = max((int(r[0]) for r in rows), default=0)
+    if not steps or not last:
+        return None
+    return seconds / 60 * min(steps) / last
+
+
+def svbrdf_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path) -> tuple[Path, Any]:
+    """(cell folder, compute function) of an SVBRDF baseline: build its pyramid from the file's
+    maps and score the held-out pairs with the same code."""
+    key = cell_key(mat.name, str(mat.path), method, suite.levels, suite.fit_steps)
+    cell_dir = cells / mat.name / f"{method}_{key}"
+
+    def compute(cell_dir: Path) -> dict[str, Any]:
+        cfg = BaselineConfig()
+        cfg.fit.progress = False
+        if suite.fit_steps:
+            cfg.fit.steps = suite.fit_steps
+        with BTFFile(mat.path) as btf:
+            maps = btf.svbrdf()
+            pyramid = build_pyramid(method, maps, cfg)
+            scores = evaluate_query(SVBRDFPyramidMaterial(pyramid).eval, btf, suite.levels, "held_out")
+        numbers = sum(int(t.numel()) for k in range(pyramid.n_levels) for t in pyramid.level(k).values())
+        return {"levels": level_rows(scores), "build_seconds": pyramid.build_seconds, "params": numbers,
+                "bytes_fp32": 4 * numbers, "bytes_fp16": 2 * numbers}
+
+    return cell_dir, compute
+
+
+def empty_reason(mat: MaterialFile, method: str) -> str | None:
+    """Why a (material, method) cell is empty by design, or None."""
+    if method in SVBRDF_METHODS and not mat.synthetic:
+        return "no SVBRDF maps (a measured BTF): SVBRDF methods need them"
+    return None
+
+
+def finite_mean(values: list[float]) -> float:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else float("nan")

@@ -1,0 +1,149 @@
+"""Speed cells: each figure beside its bound measured in the same run. Bounds: a query's
+multiply-add FLOPs over the GEMM rate this machine reaches (fp32 and bf16, 2048^3); measure alone,
+two torch jobs on the same cores slow each other far more than 2x."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
+from neumip.mlp_backends import tcnn_available
+from neumip.model import NeuMIP
+from renderer.bench.config import NEUMIP_METHODS
+
+
+def best_of(fn: Callable[[], Any], repeats: int = 3, sync: Callable[[], None] = lambda: None) -> float:
+    """Seconds of the fastest of ``repeats`` calls after one warm-up call."""
+    fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def gemm_gflops(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float:
+    """GFLOP/s of an n x n x n matrix product (2 n^3 FLOPs)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    return 2 * n**3 / best_of(lambda: a @ b, sync=sync) / 1e9
+
+
+def mlp_flops(shapes: list[tuple[int, int]]) -> int:
+    """Multiply-add FLOPs per query of an MLP's [out, in] matrices (2 per weight)."""
+    return 2 * sum(r * c for r, c in shapes)
+
+
+def query_flops(model: NeuMIP) -> int:
+    """FLOPs per NeuMIP query in its MLPs (decoder + offset network)."""
+    flops = mlp_flops(model.decoder.shapes)
+    if model.offset is not None:
+        flops += mlp_flops(model.offset.mlp.shapes)
+    return flops
+
+
+def bound_qps(flops_per_query: int, gflops: float) -> float:
+    """Queries per second if the MLPs ran at the GEMM rate and nothing else cost time."""
+    return gflops * 1e9 / flops_per_query
+
+
+def query_rows(device: str, batch: int, gflops: dict[str, float], resolution: int) -> list[dict[str, Any]]:
+    """Decoder and whole-query throughput of each NeuMIP architecture and backend present."""
+    g = torch.Generator().manual_seed(0)
+    uv = torch.rand(batch, 2, generator=g).to(device)
+    w = torch.nn.functional.normalize(torch.rand(batch, 3, generator=g) + torch.tensor([0, 0, 1.0]), dim=1).to(device)
+    lod = (torch.rand(batch, generator=g) * 6).to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    backends = ["torch"] + (["tcnn"] if device == "cuda" and tcnn_available()[0] else [])
+    rows = []
+    for method in ("neumip", "neumip_plus"):
+        for backend in backends:
+            cfg = ModelConfig(**{**_model_fields(NEUMIP_METHODS[method]), "backend": backend})
+            model = NeuMIP(cfg, resolution).to(device).eval()
+            with torch.no_grad():
+                x = torch.randn(batch, model.decoder.n_in, device=device)
+                t_dec = best_of(lambda m=model, x=x: m.decoder(x), sync=sync)
+                t_all = best_of(lambda m=model: m(uv, w, w, lod, check=False), sync=sync)
+            dec_flops, all_flops = mlp_flops(model.decoder.shapes), query_flops(model)
+            rows.append({"method": method, "backend": backend, "device": device,
+                         "decoder_qps": batch / t_dec, "query_qps": batch / t_all,
+                         "decoder_flops": dec_flops, "query_flops": all_flops,
+                         "decoder_bound_fp32": bound_qps(dec_flops, gflops["fp32"]),
+                         "decoder_bound_bf16": bound_qps(dec_flops, gflops["bf16"]),
+                         "query_bound_fp32": bound_qps(all_flops, gflops["fp32"]),
+                         "query_bound_bf16": bound_qps(all_flops, gflops["bf16"])})
+    return rows
+
+
+def _model_fields(name: str) -> dict[str, Any]:
+    """The fields of conf/model/<name>.yaml, after the files its ``defaults`` list names (read
+    directly: this runs inside neumip-bench's own hydra app)."""
+    from omegaconf import OmegaConf
+
+    from btf_data.cli.conf_dir import CONF_DIR
+
+    node = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml")
+    parents = [str(p) for p in node.pop("defaults", [])]
+    merged = OmegaConf.create()
+    for parent in parents + ([] if "_self_" in parents else ["_self_"]):
+        merged = OmegaConf.merge(merged, node if parent == "_self_" else _model_fields(parent))
+    return dict(OmegaConf.to_container(merged))
+
+
+def train_rows(data: Path, device: str, steps: int, batches: tuple[int, ...] = (8192, 65536)) -> list[dict[str, Any]]:
+    """Training queries per second (late phase: no latent blur) of the faithful model."""
+    out = []
+    for batch in batches:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig(data=DataConfig(name="bench", path=str(data)), model=ModelConfig(backend="torch"),
+                              schedule=ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350,
+                                                      offset_freeze=4050, fuse_blur_every=0),
+                              logger=LoggerConfig(mode="disabled"), out_dir=tmp, ckpt_every=0,
+                              progress=False, device=device)
+            from neumip.train import Trainer
+
+            tr = Trainer(cfg)
+            tr.step = 6000
+            sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+            t = best_of(lambda tr=tr: [tr.train_step() for _ in range(steps)], repeats=2, sync=sync)
+            out.append({"batch": batch, "device": device, "train_qps": steps * batch / t})
+    return out
+
+
+def frame_rows(checkpoint: str, sizes: list[list[int]], device: str) -> list[dict[str, Any]]:
+    """Milliseconds per plane frame with a NeuMIP material, split into its parts."""
+    from renderer.materials import NeuMIPMaterial
+    from renderer.render import RenderSettings, render
+    from renderer.scene_config import SceneConfig, build_scene
+
+    mat = NeuMIPMaterial(checkpoint, device)
+    rows = []
+    for width, height in sizes:
+        scene = build_scene(SceneConfig(), width, height)
+        for mode in ("max", "aniso"):
+            settings = RenderSettings(progress=False, chunk=2**18, device=device, lod_mode=mode)
+            parts = {}
+
+            def once(scene=scene, settings=settings, parts=parts):
+                _, ft = render(scene, mat, mat.model.resolution, mat.model.n_levels, settings)
+                parts.update(intersect=ft.intersect, material=ft.material, shade=ft.shade)
+
+            t = best_of(once, repeats=2)
+            rows.append({"width": width, "height": height, "lod_mode": mode, "device": device, "ms": 1000 * t,
+                         **{f"{k}_ms": 1000 * v for k, v in parts.items()}})
+    return rows
+
+
+def fresh_checkpoint(path: Path, resolution: int) -> str:
+    """A randomly initialised faithful model saved to ``path`` (speed does not depend on weights)."""
+    return str(NeuMIP(ModelConfig(backend="torch"), resolution).save(path))

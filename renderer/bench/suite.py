@@ -1,0 +1,155 @@
+"""``neumip-bench`` as a library function: run every cell of the suite (reusing finished ones),
+then write RESULTS.md, results.json and the plots into a fresh run folder (and docs/ on request)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from btf_data.atomic import atomic_path, check_output_dir
+from renderer.bench.cells import run_cell
+from renderer.bench.config import NEUMIP_METHODS, BenchConfig
+from renderer.bench.images import image_cell
+from renderer.bench.quality import empty_reason, material_files, neumip_cell, svbrdf_cell
+from renderer.bench.report import write_plots, write_results_md
+from renderer.bench.speed import frame_rows, fresh_checkpoint, gemm_gflops, query_rows, train_rows
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=10, cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip()
+        return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
+    """Run the suite; returns the written files by name."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    suite = cfg.suite
+    root = Path(cfg.out_root)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")
+    run_dir = check_output_dir(root / "runs" / f"{stamp}_{suite.name}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cells = root / "cells"
+    parts = cfg.only or ["quality", "images", "speed"]
+    t_start = time.perf_counter()
+    results: dict[str, Any] = {"suite": asdict(suite), "machine": machine(), "revision": git_revision(),
+                               "command": command, "date": stamp, "materials": {}, "images": {}, "speed": {}}
+    mats = material_files(suite, root / "data", cfg.progress)
+    checkpoints: dict[str, dict[str, str]] = {m.name: {} for m in mats}
+    todo = [(m, meth, s) for m in mats for meth in suite.methods
+            for s in (suite.seeds if meth in NEUMIP_METHODS else [None])] if "quality" in parts else []
+    bar = tqdm(todo, desc="quality cells", unit="cell", disable=not cfg.progress)
+    for mat, method, seed in bar:
+        entry = results["materials"].setdefault(mat.name, {
+            "family": mat.family, "path": str(mat.path), "btf_bytes": mat.btf_bytes,
+            "file_bytes": mat.file_bytes, "methods": {}})
+        bar.set_postfix_str(f"{mat.name} / {method}" + (f" / seed {seed}" if seed is not None else ""))
+        reason = empty_reason(mat, method)
+        if reason:
+            entry["methods"][method] = {"empty": reason}
+            continue
+        if method in NEUMIP_METHODS:
+            cell_dir, compute = neumip_cell(mat, method, seed, suite, cells, cfg.progress)
+        else:
+            cell_dir, compute = svbrdf_cell(mat, method, suite, cells)
+        result = run_cell(cell_dir, compute, cfg.rerun)
+        tqdm.write(f"{mat.name:16s} {method:20s} " + (
+            f"failed: {result['error']}" if "error" in result else
+            " ".join(f"{r['psnr']:6.2f}" for r in result["levels"]) + (" (reused)" if result.get("reused") else "")))
+        if method in NEUMIP_METHODS:
+            entry["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = result
+            if "checkpoint" in result and method not in checkpoints[mat.name]:
+                checkpoints[mat.name][method] = result["checkpoint"]
+        else:
+            entry["methods"][method] = result
+    if "images" in parts:
+        render_methods = suite.render_methods or suite.methods
+        for mat in tqdm(mats, desc="image cells", unit="material", disable=not cfg.progress):
+            cell_dir, compute = image_cell(mat, render_methods, checkpoints[mat.name], suite, cells, cfg.progress)
+            result = run_cell(cell_dir, compute, cfg.rerun)
+            results["images"][mat.name] = result
+            if "sheet" in result:
+                shutil.copyfile(result["sheet"], run_dir / f"compare_{mat.name}.png")
+    if "speed" in parts and suite.speed:
+        results["speed"] = run_speed(cfg, mats, checkpoints, run_dir)
+    results["seconds"] = time.perf_counter() - t_start
+    written = {"json": run_dir / "results.json", "md": run_dir / "RESULTS.md"}
+    with atomic_path(written["json"]) as tmp:
+        tmp.write_text(json.dumps(results, indent=1, default=float))
+    written.update(write_plots(results, run_dir))
+    with atomic_path(written["md"]) as tmp:
+        tmp.write_text(write_results_md(results, [p.name for p in run_dir.glob("compare_*.png")]))
+    if cfg.publish:
+        docs = check_output_dir(cfg.docs_dir)
+        for path in list(written.values()) + sorted(run_dir.glob("compare_*.png")):
+            with atomic_path(docs / path.name) as tmp:
+                shutil.copyfile(path, tmp)
+    return written
+
+
+def run_speed(cfg: BenchConfig, mats, checkpoints: dict[str, dict[str, str]], run_dir: Path) -> dict[str, Any]:
+    """Speed on the CPU, and on CUDA when present; a failing part is recorded and skipped."""
+    suite = cfg.suite
+    out: dict[str, Any] = {}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    data = next((m.path for m in mats if m.synthetic), mats[0].path if mats else None)
+    ckpt = next((c.get("neumip") for c in checkpoints.values() if c.get("neumip")), None)
+    ckpt = ckpt or fresh_checkpoint(run_dir / "speed_model.safetensors", suite.resolution)
+    for device in devices:
+        d: dict[str, Any] = {}
+        d["gemm"] = _guard(lambda device=device: {"fp32": gemm_gflops(torch.float32, device),
+                                                   "bf16": gemm_gflops(torch.bfloat16, device)})
+        gflops = d["gemm"] if "error" not in d["gemm"] else {"fp32": float("nan"), "bf16": float("nan")}
+        d["queries"] = _guard(lambda device=device, g=gflops: query_rows(device, suite.speed_batch, g,
+                                                                         suite.resolution))
+        if data is not None:
+            d["training"] = _guard(lambda device=device: train_rows(data, device, suite.speed_train_steps))
+        d["frames"] = _guard(lambda device=device: frame_rows(ckpt, suite.speed_frames, device))
+        out[device] = d
+        tqdm.write(f"speed on {device}: done")
+    return out
+
+
+def _guard(fn) -> Any:
+    """fn()'s result, or {"error": ...} when it raises (the rest of the suite goes on)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - recorded in the results
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def command_line() -> str:
+    return " ".join(["neumip-bench", *sys.argv[1:]])
+

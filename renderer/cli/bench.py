@@ -1,0 +1,27 @@
+"""``neumip-bench`` (hydra config conf/bench.yaml): regenerate every table and plot of the
+project's results (quality per material x method x level, rendered comparisons, speed, sizes)."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from btf_data.cli.conf_dir import CONF_DIR
+from btf_data.cli.structured import to_dataclass
+from btf_data.cli.user_errors import user_errors
+from renderer.bench.config import BenchConfig
+from renderer.bench.suite import run_bench
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bench")
+def main(cfg: DictConfig) -> None:
+    with user_errors("neumip-bench"):
+        written = run_bench(to_dataclass(BenchConfig, cfg), " ".join(["neumip-bench", *sys.argv[1:]]))
+        for name, path in written.items():
+            print(f"{name:10s}{path}")
+
+
+if __name__ == "__main__":
+    main()

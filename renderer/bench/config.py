@@ -29,6 +29,8 @@ class SuiteConfig:
     baselines (naive, gaussian, toksvig, lean, mipnet, fit)."""
     train_overrides: list[str] = field(default_factory=lambda: ["preset=cpu"])
     """neumip-train options of every NeuMIP cell (the preset, steps...)."""
+    method_overrides: dict[str, list[str]] = field(default_factory=dict)
+    """Further neumip-train options of one NeuMIP method (e.g. neumip_plus: its longer schedule)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     levels: int = 6
     fit_steps: int | None = None

@@ -68,7 +68,8 @@ def neumip_cell(mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, c
     """(cell folder, compute function) of a NeuMIP method: train with ``neumip-train`` (resumed
     when a checkpoint of an interrupted run is there), then score the held-out pairs."""
     model = NEUMIP_METHODS[method]
-    key = cell_key(mat.name, str(mat.path), model, seed, suite.train_overrides, suite.levels)
+    overrides = [*suite.train_overrides, *suite.method_overrides.get(method, [])]
+    key = cell_key(mat.name, str(mat.path), model, seed, overrides, suite.levels)
     cell_dir = cells / mat.name / f"{method}_seed{seed}_{key}"
 
     def compute(cell_dir: Path) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def neumip_cell(mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, c
         ckpt = train_dir / "checkpoints" / "last.safetensors"
         cmd = [str(Path(sys.executable).parent / "neumip-train"), "data=file", f"data.path={mat.path}",
                f"data.name={mat.name}", f"model={model}", f"seed={seed}", f"out_dir={train_dir}",
-               "logger.mode=disabled", f"progress={str(progress).lower()}", *suite.train_overrides]
+               "logger.mode=disabled", f"progress={str(progress).lower()}", *overrides]
         if (train_dir / "checkpoints" / "train_time.json").exists():
             pass  # finished training; only the scoring below was missing
         elif ckpt.exists():

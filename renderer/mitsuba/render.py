@@ -5,6 +5,12 @@ Materials are named by specs: ``neumip:CKPT``, ``measured:FILE.h5``, ``<svbrdf m
 (naive, gaussian, toksvig, lean, mipnet, fit), ``svbrdf:FILE.h5`` (exact level 0) or
 ``constant:R,G,B``. In a scene dict they replace the ``bsdf`` of the named shapes; in an XML file a
 shape refers to one by ``<bsdf type="neumip"><string name="material_id" value="NAME"/></bsdf>``.
+
+    from renderer.mitsuba.render import render_scene, demo_scene
+    from renderer.mitsuba import setup
+    scene = demo_scene(setup("llvm_ad_rgb"))
+    image = render_scene(scene, {"ground": "neumip:last.safetensors", "sphere": "lean:metal.h5"},
+                         out="outputs/mitsuba/demo")   # demo.exr, demo.png
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ def demo_scene(mi, width: int = 320, height: int = 240, spp: int = 16, max_depth
 
 def render_scene(scene: dict[str, Any] | str | Path, materials: dict[str, str | ProjectMaterial],
                  out: str | Path | None = None, variant: str = "llvm_ad_rgb", lod_mode: str = "max",
-                 spp: int | None = None, seed: int = 0) -> np.ndarray:
+                 spp: int | None = None, seed: int = 0, sampling: str = "cosine") -> np.ndarray:
     """Render ``scene`` (a Mitsuba scene dict, or an XML file) with project materials assigned by
     shape name (dict) or material_id (XML); writes ``out``.exr (linear) and .png when ``out`` is
     given. Returns the linear image (H, W, 3)."""
@@ -92,11 +98,12 @@ def render_scene(scene: dict[str, Any] | str | Path, materials: dict[str, str | 
             if name not in scene:
                 shapes = [k for k, v in scene.items() if isinstance(v, dict) and "bsdf" in v]
                 raise ValueError(f"scene has no shape {name!r}; its shapes: {', '.join(shapes)}")
-            scene[name] = {**scene[name], "bsdf": material_bsdf(m.material, m.resolution, m.n_levels, lod_mode)}
+            scene[name] = {**scene[name], "bsdf": material_bsdf(m.material, m.resolution, m.n_levels, lod_mode,
+                                                                sampling)}
         loaded = mi.load_dict(scene)
     else:
         for name, m in mats.items():
-            register_named(name, m.material, m.resolution, m.n_levels, lod_mode)
+            register_named(name, m.material, m.resolution, m.n_levels, lod_mode, sampling)
         loaded = mi.load_file(str(scene))
     image = np.array(mi.render(loaded, spp=spp or 0, seed=seed), dtype=np.float32)[..., :3]
     if out is not None:
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--max-depth", type=int, default=3)
     p.add_argument("--lod-mode", default="max", choices=("max", "mean", "aniso"))
+    p.add_argument("--sampling", default="lobe", choices=("cosine", "lobe"),
+                   help="BSDF sampling: cosine, or lobe (a GGX lobe fitted to the material, mixed with cosine)")
     p.add_argument("--variant", default="llvm_ad_rgb", help="llvm_ad_rgb (CPU) or cuda_ad_rgb (GPU)")
     p.add_argument("--out", default="outputs/mitsuba/demo", help="output path without extension (.exr, .png)")
     args = p.parse_args(argv)
@@ -138,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             scene = args.scene
         t0 = time.perf_counter()
-        img = render_scene(scene, materials, args.out, args.variant, args.lod_mode, args.spp)
+        img = render_scene(scene, materials, args.out, args.variant, args.lod_mode, args.spp,
+                           sampling=args.sampling)
         print(f"rendered {img.shape[1]}x{img.shape[0]}, {args.spp} spp in {time.perf_counter() - t0:.1f} s: "
               f"{Path(args.out).with_suffix('.exr')}, {Path(args.out).with_suffix('.png')}")
     return 0

@@ -1,6 +1,6 @@
 """Mitsuba 3 with project materials: render time of the demo scene, and the variance reduction of
 the ``lobe`` sampler against cosine sampling at equal samples per pixel on a glossy material
-(pixel variance across independent seeds, over the pixels of the glossy sphere).
+(pixel variance across independent seeds, over the pixels of the glossy object).
 
     .venv/bin/python benchmarks/bench_mitsuba.py [--ckpt CKPT] [--glossy outputs/data/scratched_metal.h5]
 """
@@ -17,7 +17,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ckpt", help="a NeuMIP checkpoint for the ground (default: a constant material)")
     p.add_argument("--glossy", default="outputs/data/scratched_metal.h5")
-    p.add_argument("--method", default="lean", help="the SVBRDF method rendering the glossy sphere")
+    p.add_argument("--method", default="lean", help="the SVBRDF method rendering the glossy object")
     p.add_argument("--spp", type=int, default=16)
     p.add_argument("--seeds", type=int, default=6)
     p.add_argument("--size", type=int, nargs=2, default=[160, 120])
@@ -40,7 +40,7 @@ def main() -> None:
         t_fit = time.perf_counter()
         scene_dict = demo_scene(mi, w, h, args.spp)
         scene_dict["ground"]["bsdf"] = material_bsdf(ground.material, ground.resolution, ground.n_levels)
-        scene_dict["sphere"]["bsdf"] = material_bsdf(glossy.material, glossy.resolution, glossy.n_levels,
+        scene_dict["object"]["bsdf"] = material_bsdf(glossy.material, glossy.resolution, glossy.n_levels,
                                                       sampling=sampling)
         t_fit = time.perf_counter() - t_fit
         scene = mi.load_dict(scene_dict)
@@ -51,15 +51,15 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         stack = np.stack(images)
         stacks[sampling] = stack
-        if mask is None:  # the sphere's pixels: those the sphere covers in the mean image
+        if mask is None:  # the object's pixels: those it covers in the mean image
             probe = mi.load_dict({**demo_scene(mi, w, h, 1), "integrator": {"type": "aov", "aovs": "id:shape_index"}})
             ids = np.array(mi.render(probe))[..., 0]
             mask = ids == np.max(ids)
         var = stack.var(axis=0, ddof=1).mean(axis=-1)[mask].mean()
         rows.append((sampling, var, float(np.median(times)), t_fit))
-    print(f"{w}x{h}, {args.spp} spp, {args.seeds} seeds, sphere: {args.method} of {args.glossy}, "
-          f"{int(mask.sum())} sphere pixels, variant {args.variant}")
-    print("| sampling | mean pixel variance on the sphere | render s (median) | build s (lobe fit) |")
+    print(f"{w}x{h}, {args.spp} spp, {args.seeds} seeds, object: {args.method} of {args.glossy}, "
+          f"{int(mask.sum())} object pixels, variant {args.variant}")
+    print("| sampling | mean pixel variance on the object | render s (median) | build s (lobe fit) |")
     print("|---|---|---|---|")
     for sampling, var, t, t_fit in rows:
         print(f"| {sampling} | {var:.4e} | {t:.2f} | {t_fit:.2f} |")

@@ -9,7 +9,7 @@ shape refers to one by ``<bsdf type="neumip"><string name="material_id" value="N
     from renderer.mitsuba.render import render_scene, demo_scene
     from renderer.mitsuba import setup
     scene = demo_scene(setup("llvm_ad_rgb"))
-    image = render_scene(scene, {"ground": "neumip:last.safetensors", "sphere": "lean:metal.h5"},
+    image = render_scene(scene, {"ground": "neumip:last.safetensors", "object": "lean:metal.h5"},
                          out="outputs/mitsuba/demo")   # demo.exr, demo.png
 """
 
@@ -59,23 +59,28 @@ def load_material(spec: str, device: str = "cpu") -> ProjectMaterial:
     return ProjectMaterial(material, res, levels)
 
 
+#: The demo's bundled mesh: a torus ring with uv (the material 4 times around it), 118 KB.
+DEMO_MESH = Path(__file__).parent / "assets" / "torus.obj"
+
+
 def demo_scene(mi, width: int = 320, height: int = 240, spp: int = 16, max_depth: int = 3,
                sun: tuple[float, float, float] = (0.4, 1.0, 0.3)) -> dict[str, Any]:
-    """The demo: a sphere on a ground plane (4 x 4 units, the material tiled once per unit) under a
-    sky (constant environment) and a sun (directional light)."""
+    """The demo: a torus ring (the bundled mesh, shape ``object``) on a ground plane (``ground``,
+    4 x 4 units, one copy of the material) under a sky (constant environment) and a sun."""
     T = mi.ScalarTransform4f
     return {
         "type": "scene",
         "integrator": {"type": "neumip_path", "max_depth": max_depth},
         "sensor": {"type": "perspective", "fov": 40, "fov_axis": "y",
-                   "to_world": T().look_at(origin=[0.0, 2.2, 4.5], target=[0.0, 0.4, 0.0], up=[0, 1, 0]),
+                   "to_world": T().look_at(origin=[0.0, 2.4, 3.6], target=[0.0, 0.3, 0.0], up=[0, 1, 0]),
                    "film": {"type": "hdrfilm", "width": width, "height": height, "rfilter": {"type": "box"}},
                    "sampler": {"type": "independent", "sample_count": spp}},
         "sky": {"type": "constant", "radiance": {"type": "rgb", "value": 0.4}},
         "sun": {"type": "directional", "direction": [-s for s in sun], "irradiance": {"type": "rgb", "value": 3.0}},
         "ground": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(2.0),
                    "bsdf": {"type": "diffuse"}},
-        "sphere": {"type": "sphere", "center": [0.0, 0.8, 0.0], "radius": 0.8, "bsdf": {"type": "diffuse"}},
+        "object": {"type": "obj", "filename": str(DEMO_MESH), "face_normals": False,
+                   "bsdf": {"type": "diffuse"}},
     }
 
 
@@ -119,8 +124,9 @@ def render_scene(scene: dict[str, Any] | str | Path, materials: dict[str, str | 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="neumip-mitsuba", description=(
         "Path-trace a Mitsuba 3 scene with project materials (NeuMIP checkpoints, measured BTFs, SVBRDF "
-        "baselines). Example: neumip-mitsuba --material ground=neumip:CKPT --material sphere=lean:FILE.h5"))
-    p.add_argument("--scene", default="demo", help="demo (sphere on a plane, sky and sun) or a Mitsuba XML file")
+        "baselines). Example: neumip-mitsuba --material ground=neumip:CKPT --material object=lean:FILE.h5"))
+    p.add_argument("--scene", default="demo", help="demo (a torus mesh on a plane, sky and sun: shapes object and "
+                   "ground) or a Mitsuba XML file")
     p.add_argument("--material", action="append", default=[], metavar="SHAPE=SPEC",
                    help="neumip:CKPT | measured:FILE | naive:FILE | lean:FILE | ... | constant:R,G,B")
     p.add_argument("--spp", type=int, default=16)

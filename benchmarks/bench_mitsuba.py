@@ -40,8 +40,9 @@ def main() -> None:
         t_fit = time.perf_counter()
         scene_dict = demo_scene(mi, w, h, args.spp)
         scene_dict["ground"]["bsdf"] = material_bsdf(ground.material, ground.resolution, ground.n_levels)
-        scene_dict["object"]["bsdf"] = material_bsdf(glossy.material, glossy.resolution, glossy.n_levels,
-                                                      sampling=sampling)
+        scene_dict["object"]["bsdf"] = material_bsdf(
+            glossy.material, glossy.resolution, glossy.n_levels, sampling=sampling
+        )
         t_fit = time.perf_counter() - t_fit
         scene = mi.load_dict(scene_dict)
         images, times = [], []
@@ -52,19 +53,25 @@ def main() -> None:
         stack = np.stack(images)
         stacks[sampling] = stack
         if mask is None:  # the object's pixels: those it covers in the mean image
-            probe = mi.load_dict({**demo_scene(mi, w, h, 1), "integrator": {"type": "aov", "aovs": "id:shape_index"}})
+            probe = mi.load_dict(
+                {**demo_scene(mi, w, h, 1), "integrator": {"type": "aov", "aovs": "id:shape_index"}}
+            )
             ids = np.array(mi.render(probe))[..., 0]
             mask = ids == np.max(ids)
         var = stack.var(axis=0, ddof=1).mean(axis=-1)[mask].mean()
         rows.append((sampling, var, float(np.median(times)), t_fit))
-    print(f"{w}x{h}, {args.spp} spp, {args.seeds} seeds, object: {args.method} of {args.glossy}, "
-          f"{int(mask.sum())} object pixels, variant {args.variant}")
+    print(
+        f"{w}x{h}, {args.spp} spp, {args.seeds} seeds, object: {args.method} of {args.glossy}, "
+        f"{int(mask.sum())} object pixels, variant {args.variant}"
+    )
     print("| sampling | mean pixel variance on the object | render s (median) | build s (lobe fit) |")
     print("|---|---|---|---|")
     for sampling, var, t, t_fit in rows:
         print(f"| {sampling} | {var:.4e} | {t:.2f} | {t_fit:.2f} |")
-    print(f"variance reduction (cosine / lobe): {rows[0][1] / rows[1][1]:.2f}x; means agree within "
-          f"{abs(stacks['cosine'].mean() - stacks['lobe'].mean()) / stacks['lobe'].mean() * 100:.2f}%")
+    print(
+        f"variance reduction (cosine / lobe): {rows[0][1] / rows[1][1]:.2f}x; means agree within "
+        f"{abs(stacks['cosine'].mean() - stacks['lobe'].mean()) / stacks['lobe'].mean() * 100:.2f}%"
+    )
 
 
 if __name__ == "__main__":

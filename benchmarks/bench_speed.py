@@ -103,7 +103,8 @@ def train_rows(data: str) -> list[tuple[str, str, str]]:
             tr.step = 6000  # late phase: no latent blur, offset frozen
             steps = max(8, 2**19 // batch)
             t = best_of(lambda tr=tr, steps=steps: [tr.train_step() for _ in range(steps)], repeats=2)
-            out.append((f"training, batch {batch}, {precision}", f"{steps * batch / t / 1e6:.2f} M queries/s", ""))
+            rate = f"{steps * batch / t / 1e6:.2f} M queries/s"
+            out.append((f"training, batch {batch}, {precision}", rate, ""))
     return out
 
 

@@ -62,7 +62,7 @@ LIGHT_BANDS_DEG = (0.0, 35.0, 60.0, 90.0)
 
 
 def light_band_labels(edges: tuple[float, ...] = LIGHT_BANDS_DEG) -> list[str]:
-    return [f"light {a:g}-{b:g} deg" for a, b in zip(edges[:-1], edges[1:])]
+    return [f"light {a:g}-{b:g} deg" for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @dataclass

@@ -114,14 +114,16 @@ def anisotropic_probes(uv: torch.Tensor, duvdx: torch.Tensor, duvdy: torch.Tenso
 
 
 def eval_footprint(material, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, duvdx: torch.Tensor,
-                   duvdy: torch.Tensor, resolution: int, n_levels: int, settings: RenderSettings) -> torch.Tensor:
+                   duvdy: torch.Tensor, resolution: int, n_levels: int,
+                   settings: RenderSettings) -> torch.Tensor:
     """The material (N, 3) filtered over each query's footprint as ``settings.lod_mode`` says."""
     if settings.lod_mode != "aniso":
         lod = footprint_to_lod(duvdx, duvdy, resolution, n_levels, settings.lod_mode)
         return material.eval(uv, wi, wo, lod)
     p = anisotropic_probes(uv, duvdx, duvdy, resolution, n_levels, settings.max_aniso)
     rgb = material.eval(p.uv, wi[p.owner], wo[p.owner], p.lod)
-    return torch.zeros(uv.shape[0], 3, dtype=rgb.dtype, device=rgb.device).index_add_(0, p.owner, rgb * p.weight)
+    out = torch.zeros(uv.shape[0], 3, dtype=rgb.dtype, device=rgb.device)
+    return out.index_add_(0, p.owner, rgb * p.weight)
 
 
 def to_tangent_frame(v: torch.Tensor, tangent: torch.Tensor, bitangent: torch.Tensor,

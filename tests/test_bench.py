@@ -16,10 +16,20 @@ from tests.conftest import write_small_btf
 
 
 def tiny_suite(**kw) -> SuiteConfig:
-    base = dict(name="test", materials=["bumps"], resolution=16, directions="tiny",
-                methods=["neumip", "naive", "lean"], train_overrides=["preset=debug", "threads=1"],
-                render_width=40, render_height=30, reference_spp=2, speed_batch=4096, speed_train_steps=2,
-                speed_frames=[[48, 32]])
+    base = dict(
+        name="test",
+        materials=["bumps"],
+        resolution=16,
+        directions="tiny",
+        methods=["neumip", "naive", "lean"],
+        train_overrides=["preset=debug", "threads=1"],
+        render_width=40,
+        render_height=30,
+        reference_spp=2,
+        speed_batch=4096,
+        speed_train_steps=2,
+        speed_frames=[[48, 32]],
+    )
     base.update(kw)
     return SuiteConfig(**base)
 
@@ -44,8 +54,14 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
         return real(method, maps, cfg)
 
     monkeypatch.setattr(quality, "build_pyramid", lean_breaks)
-    cfg = BenchConfig(suite=tiny_suite(extra_files=[str(extra)]), out_root=str(tmp_path / "bench"),
-                      progress=False, threads=1, publish=True, docs_dir=str(tmp_path / "docs"))
+    cfg = BenchConfig(
+        suite=tiny_suite(extra_files=[str(extra)]),
+        out_root=str(tmp_path / "bench"),
+        progress=False,
+        threads=1,
+        publish=True,
+        docs_dir=str(tmp_path / "docs"),
+    )
     t0 = time.perf_counter()
     written = run_bench(cfg, "neumip-bench (test)")
     assert time.perf_counter() - t0 < 120
@@ -78,8 +94,9 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
 
     # A second run reuses the finished cells (the failed one is tried again, and now works).
     monkeypatch.setattr(quality, "build_pyramid", real)
-    cfg2 = BenchConfig(suite=tiny_suite(), out_root=str(tmp_path / "bench"), progress=False, threads=1,
-                       only=["quality"])
+    cfg2 = BenchConfig(
+        suite=tiny_suite(), out_root=str(tmp_path / "bench"), progress=False, threads=1, only=["quality"]
+    )
     res2 = json.loads(run_bench(cfg2)["json"].read_text())
     m2 = res2["materials"]["bumps"]["methods"]
     assert m2["neumip"]["seeds"]["0"]["reused"] and m2["naive"]["reused"]

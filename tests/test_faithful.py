@@ -47,8 +47,17 @@ def test_split_by_direction_holds_out_whole_directions():
 def test_random_direction_file_has_its_own_views_and_lights(tmp_path):
     path = tmp_path / "r.h5"
     rd = RandomDirectionsConfig(views=6, lights=5, max_theta=80.0, seed=2)
-    generate(GenerateConfig(material=MaterialConfig(name="bumps"), resolution=8, directions="random",
-                            random_directions=rd, out=str(path), progress=False, dtype="float32"))
+    generate(
+        GenerateConfig(
+            material=MaterialConfig(name="bumps"),
+            resolution=8,
+            directions="random",
+            random_directions=rd,
+            out=str(path),
+            progress=False,
+            dtype="float32",
+        )
+    )
     with BTFFile(path) as btf:
         assert btf.shape[:2] == (6, 5)
         np.testing.assert_allclose(btf.wo_dirs, random_directions(6, 80.0, 2), atol=1e-6)
@@ -119,8 +128,9 @@ def test_offset_texture_is_read_blurred_at_least_blur_min():
 
         sharp.texture.copy_(blur_wrapped(off.texture, 1.0))
         torch.testing.assert_close(off.depth(uv, wo, 0.0), sharp.depth(uv, wo, 0.0))
-        torch.testing.assert_close(off.depth(uv, wo, 2.0), sharp.depth(uv, wo, math.sqrt(3.0)),
-                                   rtol=1e-2, atol=1e-3)  # sigma 2 = blur 1 then blur sqrt(3)
+        torch.testing.assert_close(
+            off.depth(uv, wo, 2.0), sharp.depth(uv, wo, math.sqrt(3.0)), rtol=1e-2, atol=1e-3
+        )  # sigma 2 = blur 1 then blur sqrt(3)
         first = off.depth(uv, wo, 0.0)
         off.texture.mul_(2.0)  # the cached blur (no autograd) follows the texture's changes
         cached = off.depth(uv, wo, 0.0)
@@ -136,7 +146,7 @@ def test_fuse_blur_blends_each_level_towards_its_blur():
     pyr.fuse_blur(0.1, 1.03)
     from neumip.blur import blur_wrapped
 
-    for b, t in zip(before, pyr.levels):
+    for b, t in zip(before, pyr.levels, strict=True):
         torch.testing.assert_close(t.detach(), 0.9 * b + 0.1 * blur_wrapped(b, 1.03))
         torch.testing.assert_close(t.detach().sum(), b.sum(), rtol=1e-4, atol=1e-4)  # mass kept
     flat = LatentPyramid(8, 1)
@@ -151,6 +161,7 @@ def test_scores_split_by_light_band(tmp_path):
     path = tmp_path / "s.h5"
     write_small_btf(path)
     with BTFFile(path) as btf:
+
         def exact(uv, wi, wo, lod):  # the ground truth itself, read back from the file
             return torch.zeros(uv.shape[0], 3)
 
@@ -163,8 +174,9 @@ def test_scores_split_by_light_band(tmp_path):
         assert list(s.psnr_by_light) == labels
         assert s.pairs_by_light[labels[1]] == n_mid and sum(s.pairs_by_light.values()) == len(pairs)
         # the overall MSE is the pair-weighted mean of the bands' MSEs
-        mse = sum(10 ** (-s.psnr_by_light[b] / 10) * s.pairs_by_light[b]
-                  for b in labels if s.pairs_by_light[b]) / len(pairs)
+        mse = sum(
+            10 ** (-s.psnr_by_light[b] / 10) * s.pairs_by_light[b] for b in labels if s.pairs_by_light[b]
+        ) / len(pairs)
         assert mse == pytest.approx(s.mse_tonemapped, rel=1e-6)
         assert s.psnr_cos > s.psnr  # a zero prediction: the cos-weighted ground truth is darker
 
@@ -186,8 +198,9 @@ def test_sh3_encoding_is_orthonormal_and_the_variant_builds():
     assert encoding_width("sh3") == 16
     with pytest.raises(ValueError, match="direction encoding"):
         encoding_width("fourier")
-    model = NeuMIP(ModelConfig(backend="torch", latent_channels=16, decoder_width=64,
-                               direction_encoding="sh3"), 16).eval()
+    model = NeuMIP(
+        ModelConfig(backend="torch", latent_channels=16, decoder_width=64, direction_encoding="sh3"), 16
+    ).eval()
     assert model.decoder.n_in == 16 + 32
     uv, lod = torch.rand(5, 2), torch.rand(5)
     wv = torch.nn.functional.normalize(torch.rand(5, 3) + torch.tensor([0, 0, 1.0]), dim=1)

@@ -44,10 +44,14 @@ class Recorder:
 
 
 def camera(origin, target, up, w, h, spp, fov=40.0):
-    return {"type": "perspective", "fov": fov, "fov_axis": "y",
-            "to_world": mi.ScalarTransform4f().look_at(origin=origin, target=target, up=up),
-            "film": {"type": "hdrfilm", "width": w, "height": h, "rfilter": {"type": "box"}},
-            "sampler": {"type": "independent", "sample_count": spp}}
+    return {
+        "type": "perspective",
+        "fov": fov,
+        "fov_axis": "y",
+        "to_world": mi.ScalarTransform4f().look_at(origin=origin, target=target, up=up),
+        "film": {"type": "hdrfilm", "width": w, "height": h, "rfilter": {"type": "box"}},
+        "sampler": {"type": "independent", "sample_count": spp},
+    }
 
 
 def test_white_lambertian_furnace_returns_the_environment():
@@ -55,17 +59,27 @@ def test_white_lambertian_furnace_returns_the_environment():
     from renderer.mitsuba.bsdf import material_bsdf
 
     white = ConstantMaterial((1 / math.pi,) * 3)
-    scene = mi.load_dict({"type": "scene", "integrator": {"type": "neumip_path", "max_depth": 4},
-                          "sensor": camera([0, 0, 4], [0, 0, 0], [0, 1, 0], 32, 32, 64, fov=20),
-                          "env": {"type": "constant", "radiance": {"type": "rgb", "value": 0.7}},
-                          "sphere": {"type": "sphere", "bsdf": material_bsdf(white, 1, 1)}})
+    scene = mi.load_dict(
+        {
+            "type": "scene",
+            "integrator": {"type": "neumip_path", "max_depth": 4},
+            "sensor": camera([0, 0, 4], [0, 0, 0], [0, 1, 0], 32, 32, 64, fov=20),
+            "env": {"type": "constant", "radiance": {"type": "rgb", "value": 0.7}},
+            "sphere": {"type": "sphere", "bsdf": material_bsdf(white, 1, 1)},
+        }
+    )
     img = np.array(mi.render(scene))[..., :3]
     centre = img[8:24, 8:24].mean()
     assert centre == pytest.approx(0.7, rel=0.02)
 
 
-@pytest.mark.parametrize("sun, want", [((0.6, 0.8, 0.0), (0.6, 0.0, 0.8)),     # from +x: along +u
-                                        ((0.0, 0.8, -0.6), (0.0, 0.6, 0.8))])   # from -z: along +v
+@pytest.mark.parametrize(
+    "sun, want",
+    [
+        ((0.6, 0.8, 0.0), (0.6, 0.0, 0.8)),  # from +x: along +u
+        ((0.0, 0.8, -0.6), (0.0, 0.6, 0.8)),
+    ],
+)  # from -z: along +v
 def test_tangent_frame_is_u_v_normal(sun, want):
     """A plane facing +y with u along world +x and v along world -z (the project's ground plane):
     the material sees the sun and the camera in (u, v, normal) coordinates."""
@@ -74,12 +88,21 @@ def test_tangent_frame_is_u_v_normal(sun, want):
     rec = Recorder()
     # Mitsuba's rectangle: uv = ((x + 1) / 2, (y + 1) / 2) of its local xy; rotating by -90
     # degrees about x takes local +y to world -z and the normal (local +z) to world +y.
-    plane = {"type": "rectangle", "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(2.0),
-             "bsdf": material_bsdf(rec, 64, 7)}
+    plane = {
+        "type": "rectangle",
+        "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(2.0),
+        "bsdf": material_bsdf(rec, 64, 7),
+    }
     eye = np.array([0.0, 3.0, 0.01])
-    scene = mi.load_dict({"type": "scene", "integrator": {"type": "neumip_path", "max_depth": 1},
-                          "sensor": camera(eye.tolist(), [0, 0, 0], [0, 0, -1], 4, 4, 1),
-                          "sun": {"type": "directional", "direction": [-v for v in sun]}, "plane": plane})
+    scene = mi.load_dict(
+        {
+            "type": "scene",
+            "integrator": {"type": "neumip_path", "max_depth": 1},
+            "sensor": camera(eye.tolist(), [0, 0, 0], [0, 0, -1], 4, 4, 1),
+            "sun": {"type": "directional", "direction": [-v for v in sun]},
+            "plane": plane,
+        }
+    )
     mi.render(scene)
     assert len(rec.calls) == 1  # max_depth 1: the emitter sample's evaluation only
     uv, wi, wo, lod = (t.numpy() for t in rec.calls[0])
@@ -110,39 +133,67 @@ def test_lod_equals_the_project_renderers(tmp_path):
     want = footprint_to_lod(dx, dy, res, levels)[hit.valid]
 
     rec = Recorder()
-    plane = {"type": "rectangle", "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(size / 2),
-             "bsdf": material_bsdf(rec, res, levels)}
-    scene = mi.load_dict({"type": "scene", "integrator": {"type": "neumip_path", "max_depth": 1},
-                          "sensor": camera(list(eye), list(target), [0, 1, 0], w, h, 64),
-                          "sun": {"type": "directional", "direction": [0, -1, 0]}, "plane": plane})
+    plane = {
+        "type": "rectangle",
+        "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(size / 2),
+        "bsdf": material_bsdf(rec, res, levels),
+    }
+    scene = mi.load_dict(
+        {
+            "type": "scene",
+            "integrator": {"type": "neumip_path", "max_depth": 1},
+            "sensor": camera(list(eye), list(target), [0, 1, 0], w, h, 64),
+            "sun": {"type": "directional", "direction": [0, -1, 0]},
+            "plane": plane,
+        }
+    )
     mi.render(scene)
     got = torch.cat([c[3] for c in rec.calls])
     # Mitsuba jitters samples inside the pixel; compare the distributions' range and median.
     assert abs(float(got.median()) - float(want.median())) < 0.1
-    assert abs(float(got.max()) - float(want.max())) < 0.25 and abs(float(got.min()) - float(want.min())) < 0.25
+    assert (
+        abs(float(got.max()) - float(want.max())) < 0.25 and abs(float(got.min()) - float(want.min())) < 0.25
+    )
 
 
 def test_plane_agrees_with_the_project_renderer_for_a_constant_material():
-    from renderer.materials import ConstantMaterial
-    from renderer.mitsuba.bsdf import material_bsdf
-    from renderer.render import RenderSettings, Scene, render
     from renderer.camera import PinholeCamera
     from renderer.geometry import GroundPlane
     from renderer.lights import DirectionalLight
+    from renderer.materials import ConstantMaterial
+    from renderer.mitsuba.bsdf import material_bsdf
+    from renderer.render import RenderSettings, Scene, render
 
     rgb = (0.3, 0.2, 0.1)
     light = (0.4, 1.0, 0.3)
     w, h = 32, 24
     eye, target = (0.0, 1.5, 2.0), (0.0, 0.0, -0.5)
     cam = PinholeCamera(eye=eye, target=target, up=(0.0, 1.0, 0.0), fov_y=40.0, width=w, height=h)
-    ours, _ = render(Scene("plane", GroundPlane(texture_size=1.0), cam, DirectionalLight(light, 3.0)),
-                     ConstantMaterial(rgb), 16, 5, RenderSettings(progress=False))
-    plane = {"type": "rectangle", "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(50.0),
-             "bsdf": material_bsdf(ConstantMaterial(rgb), 16, 5)}
-    scene = mi.load_dict({"type": "scene", "integrator": {"type": "neumip_path", "max_depth": 2},
-                          "sensor": camera(list(eye), list(target), [0, 1, 0], w, h, 4),
-                          "sun": {"type": "directional", "direction": [-v for v in light],
-                                  "irradiance": {"type": "rgb", "value": 3.0}}, "plane": plane})
+    ours, _ = render(
+        Scene("plane", GroundPlane(texture_size=1.0), cam, DirectionalLight(light, 3.0)),
+        ConstantMaterial(rgb),
+        16,
+        5,
+        RenderSettings(progress=False),
+    )
+    plane = {
+        "type": "rectangle",
+        "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(50.0),
+        "bsdf": material_bsdf(ConstantMaterial(rgb), 16, 5),
+    }
+    scene = mi.load_dict(
+        {
+            "type": "scene",
+            "integrator": {"type": "neumip_path", "max_depth": 2},
+            "sensor": camera(list(eye), list(target), [0, 1, 0], w, h, 4),
+            "sun": {
+                "type": "directional",
+                "direction": [-v for v in light],
+                "irradiance": {"type": "rgb", "value": 3.0},
+            },
+            "plane": plane,
+        }
+    )
     theirs = np.array(mi.render(scene))[..., :3]
     inside = ours[..., 0] > 0
     np.testing.assert_allclose(theirs[inside], ours[inside], rtol=1e-3)
@@ -225,7 +276,9 @@ def test_lobe_sampling_is_consistent_with_its_pdf():
     view = np.array([0.5, 0.0, math.sqrt(0.75)])
     si.wi = mi.Vector3f(*(float(v) for v in view))
     rng = np.random.default_rng(1)
-    bs, weight = bsdf.sample(mi.BSDFContext(), si, mi.Float(rng.random(n)), mi.Point2f(rng.random(n), rng.random(n)))
+    bs, weight = bsdf.sample(
+        mi.BSDFContext(), si, mi.Float(rng.random(n)), mi.Point2f(rng.random(n), rng.random(n))
+    )
     wo, pdf = np.array(bs.wo).T, np.array(bs.pdf)
     ok = pdf > 0
     mirror = np.array([-view[0], 0.0, view[2]])
@@ -234,10 +287,15 @@ def test_lobe_sampling_is_consistent_with_its_pdf():
     ct = (np.arange(m) + 0.5) / m
     ph = 2 * np.pi * (np.arange(2 * m) + 0.5) / (2 * m)
     st = np.sqrt(1 - ct**2)
-    dirs = np.stack([st[:, None] * np.cos(ph), st[:, None] * np.sin(ph), np.broadcast_to(ct[:, None], (m, 2 * m))], -1)
+    dirs = np.stack(
+        [st[:, None] * np.cos(ph), st[:, None] * np.sin(ph), np.broadcast_to(ct[:, None], (m, 2 * m))], -1
+    )
     dw = (1 / m) * (2 * np.pi / (2 * m))
-    for g in (lambda d: np.ones(d.shape[:-1]), lambda d: d[..., 2],
-              lambda d: np.clip(d @ mirror, 0, None) ** 20):
+    for g in (
+        lambda d: np.ones(d.shape[:-1]),
+        lambda d: d[..., 2],
+        lambda d: np.clip(d @ mirror, 0, None) ** 20,
+    ):
         want = float(g(dirs).sum() * dw)
         got = float(np.where(ok, g(wo) / np.where(ok, pdf, 1), 0).mean())
         assert got == pytest.approx(want, rel=0.02)
@@ -258,17 +316,34 @@ def _same_plane_scene(material, res, levels, spp_axis=8):
     light, w, h = (0.4, 1.0, 0.3), 32, 24
     eye, target = (2.0, 3.0, -1.0), (2.0, 0.0, -2.2)
     cam = PinholeCamera(eye=eye, target=target, up=(0.0, 1.0, 0.0), fov_y=40.0, width=w, height=h)
-    ours, _ = render(Scene("plane", GroundPlane(texture_size=4.0), cam, DirectionalLight(light, 3.0)),
-                     material, res, levels, RenderSettings(progress=False), samples_per_axis=spp_axis)
+    ours, _ = render(
+        Scene("plane", GroundPlane(texture_size=4.0), cam, DirectionalLight(light, 3.0)),
+        material,
+        res,
+        levels,
+        RenderSettings(progress=False),
+        samples_per_axis=spp_axis,
+    )
     # Mitsuba's rectangle: uv = (local + 1) / 2; scaled by 2, rotated to face +y and moved by
     # (2, 0, -2), its uv is (x / 4, -z / 4) on x in [0, 4], z in [-4, 0].
     to_world = mi.ScalarTransform4f().translate([2.0, 0.0, -2.0]).rotate([1, 0, 0], -90).scale(2.0)
-    scene = mi.load_dict({"type": "scene", "integrator": {"type": "neumip_path", "max_depth": 2},
-                          "sensor": camera(list(eye), list(target), [0, 1, 0], w, h, spp_axis**2),
-                          "sun": {"type": "directional", "direction": [-v for v in light],
-                                  "irradiance": {"type": "rgb", "value": 3.0}},
-                          "plane": {"type": "rectangle", "to_world": to_world,
-                                    "bsdf": material_bsdf(material, res, levels)}})
+    scene = mi.load_dict(
+        {
+            "type": "scene",
+            "integrator": {"type": "neumip_path", "max_depth": 2},
+            "sensor": camera(list(eye), list(target), [0, 1, 0], w, h, spp_axis**2),
+            "sun": {
+                "type": "directional",
+                "direction": [-v for v in light],
+                "irradiance": {"type": "rgb", "value": 3.0},
+            },
+            "plane": {
+                "type": "rectangle",
+                "to_world": to_world,
+                "bsdf": material_bsdf(material, res, levels),
+            },
+        }
+    )
     theirs = np.array(mi.render(scene))[..., :3]
     return ours, theirs
 
@@ -283,9 +358,9 @@ def _psnr_tonemapped(a, b):
 def test_textured_plane_agrees_with_the_project_renderer(kind, tmp_path):
     """A measured BTF and a NeuMIP checkpoint: the two renderers agree within Monte Carlo noise
     (64 samples per pixel each); the same image with v mirrored does not."""
-    from renderer.materials import MeasuredBTFMaterial, NeuMIPMaterial
     from neumip.config import ModelConfig
     from neumip.model import NeuMIP
+    from renderer.materials import MeasuredBTFMaterial, NeuMIPMaterial
     from tests.conftest import write_small_btf
 
     if kind == "measured":

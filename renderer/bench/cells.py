@@ -21,7 +21,9 @@ def cell_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def run_cell(cell_dir: Path, compute: Callable[[Path], dict[str, Any]], rerun: bool = False) -> dict[str, Any]:
+def run_cell(
+    cell_dir: Path, compute: Callable[[Path], dict[str, Any]], rerun: bool = False
+) -> dict[str, Any]:
     """The cell's result: read back from ``cell_dir/result.json`` when it was finished before
     (``reused`` set), else computed by ``compute(cell_dir)`` and saved. An exception becomes
     ``{"error": "..."}`` (not saved, so the next run tries again) and the suite goes on."""
@@ -34,8 +36,10 @@ def run_cell(cell_dir: Path, compute: Callable[[Path], dict[str, Any]], rerun: b
         result = compute(cell_dir)
     except Exception as e:  # noqa: BLE001 - a failing cell is recorded, the suite goes on
         (cell_dir / "error.txt").write_text(traceback.format_exc())
-        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip(),
-                "seconds": time.perf_counter() - t0}
+        return {
+            "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip(),
+            "seconds": time.perf_counter() - t0,
+        }
     result["seconds"] = time.perf_counter() - t0
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=float))

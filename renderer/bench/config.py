@@ -8,8 +8,12 @@ from btf_data.config_checks import require
 from renderer.baselines import METHODS as SVBRDF_METHODS
 
 #: NeuMIP methods of the suite: the model config each one trains (conf/model/<name>.yaml).
-NEUMIP_METHODS = {"neumip": "full", "neumip_plus": "plus", "neumip_no_offset": "no_offset",
-                  "neumip_single_level": "single_level"}
+NEUMIP_METHODS = {
+    "neumip": "full",
+    "neumip_plus": "plus",
+    "neumip_no_offset": "no_offset",
+    "neumip_single_level": "single_level",
+}
 
 
 @dataclass

@@ -24,13 +24,27 @@ from renderer.scene_config import SceneConfig, build_scene
 LOD_MODES = ("max", "aniso")
 
 
-def image_cell(mat: MaterialFile, methods: list[str], checkpoints: dict[str, str], suite: SuiteConfig,
-               cells: Path, progress: bool) -> tuple[Path, Any]:
+def image_cell(
+    mat: MaterialFile,
+    methods: list[str],
+    checkpoints: dict[str, str],
+    suite: SuiteConfig,
+    cells: Path,
+    progress: bool,
+) -> tuple[Path, Any]:
     """(cell folder, compute function) of one material's rendered comparison. ``checkpoints``:
     the trained NeuMIP checkpoint of each NeuMIP method (seed 0); methods without one are
     skipped and say so."""
-    key = cell_key(mat.name, str(mat.path), methods, checkpoints, suite.render_width, suite.render_height,
-                   suite.reference_spp, suite.fit_steps)
+    key = cell_key(
+        mat.name,
+        str(mat.path),
+        methods,
+        checkpoints,
+        suite.render_width,
+        suite.render_height,
+        suite.reference_spp,
+        suite.fit_steps,
+    )
     cell_dir = cells / mat.name / f"images_{key}"
 
     def compute(cell_dir: Path) -> dict[str, Any]:
@@ -41,16 +55,37 @@ def image_cell(mat: MaterialFile, methods: list[str], checkpoints: dict[str, str
         res, n_levels = measured.levels.heights[0].item(), measured.levels.n_levels
         base = RenderSettings(progress=progress)
         t0 = time.perf_counter()
-        ref, _ = render(scene, ref_mat, res, n_levels, base, samples_per_axis=suite.reference_spp,
-                        fixed_lod=0.0, desc="reference")
+        ref, _ = render(
+            scene,
+            ref_mat,
+            res,
+            n_levels,
+            base,
+            samples_per_axis=suite.reference_spp,
+            fixed_lod=0.0,
+            desc="reference",
+        )
         ref_seconds = time.perf_counter() - t0
-        ref2, _ = render(scene, ref_mat, res, n_levels, base, samples_per_axis=suite.reference_spp,
-                         fixed_lod=0.0, seed=1, desc="reference, 2nd seed")
+        ref2, _ = render(
+            scene,
+            ref_mat,
+            res,
+            n_levels,
+            base,
+            samples_per_axis=suite.reference_spp,
+            fixed_lod=0.0,
+            seed=1,
+            desc="reference, 2nd seed",
+        )
         noise = score(ref, ref2, "reference noise")[0]
         write_png(cell_dir / "reference.png", ref)
-        out: dict[str, Any] = {"reference_spp": suite.reference_spp ** 2, "reference_seconds": ref_seconds,
-                               "reference_noise_psnr": noise.psnr, "reference_noise_flip": noise.flip,
-                               "methods": {}}
+        out: dict[str, Any] = {
+            "reference_spp": suite.reference_spp**2,
+            "reference_seconds": ref_seconds,
+            "reference_noise_psnr": noise.psnr,
+            "reference_noise_flip": noise.flip,
+            "methods": {},
+        }
         images = {}
         cfg = BaselineConfig()
         cfg.fit.progress = False
@@ -73,17 +108,27 @@ def image_cell(mat: MaterialFile, methods: list[str], checkpoints: dict[str, str
             row = {}
             for mode in LOD_MODES:
                 t0 = time.perf_counter()
-                img, _ = render(scene, material, res, n_levels,
-                                RenderSettings(progress=progress, lod_mode=mode), desc=f"{method} {mode}")
+                img, _ = render(
+                    scene,
+                    material,
+                    res,
+                    n_levels,
+                    RenderSettings(progress=progress, lod_mode=mode),
+                    desc=f"{method} {mode}",
+                )
                 ms = 1000 * (time.perf_counter() - t0)
                 sc = score(ref, img, method)[0]
                 row[mode] = {"psnr": sc.psnr, "flip": sc.flip, "ms": ms}
                 if mode == "aniso":
                     images[method] = img
             out["methods"][method] = row
-        sheet, _ = comparison_sheet(ref, images, cell_dir / "compare.png",
-                                    f"{mat.name}: plane {suite.render_width}x{suite.render_height}, "
-                                    f"lod_mode=aniso, reference {suite.reference_spp ** 2} spp")
+        sheet, _ = comparison_sheet(
+            ref,
+            images,
+            cell_dir / "compare.png",
+            f"{mat.name}: plane {suite.render_width}x{suite.render_height}, "
+            f"lod_mode=aniso, reference {suite.reference_spp**2} spp",
+        )
         out["sheet"] = str(sheet)
         out["mean_abs_reference"] = float(np.mean(np.abs(ref)))
         return out

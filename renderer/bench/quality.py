@@ -42,8 +42,15 @@ def material_files(suite: SuiteConfig, data_dir: Path, progress: bool) -> list[M
     for name in suite.materials:
         path = data_dir / f"{name}_{suite.resolution}_{suite.directions}.h5"
         if not path.exists():
-            generate(GenerateConfig(material=MaterialConfig(name=name), resolution=suite.resolution,
-                                    directions=suite.directions, out=str(path), progress=progress))
+            generate(
+                GenerateConfig(
+                    material=MaterialConfig(name=name),
+                    resolution=suite.resolution,
+                    directions=suite.directions,
+                    out=str(path),
+                    progress=progress,
+                )
+            )
         out.append(describe(name, path))
     for extra in suite.extra_files:
         out.append(describe(Path(extra).stem, Path(extra)))
@@ -55,16 +62,18 @@ def describe(name: str, path: Path) -> MaterialFile:
         maps = btf.svbrdf()
         n_wo, n_wi, h, w = btf.shape
         family = "measured" if maps is None else ("displaced" if maps.displaced else "normal-mapped")
-        return MaterialFile(name, path, family, maps is not None, n_wo * n_wi * h * w * 3 * 2,
-                            btf.nbytes_on_disk)
+        return MaterialFile(
+            name, path, family, maps is not None, n_wo * n_wi * h * w * 3 * 2, btf.nbytes_on_disk
+        )
 
 
 def level_rows(scores: list[LevelScore]) -> list[dict[str, Any]]:
     return [asdict(s) for s in scores]
 
 
-def neumip_cell(mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, cells: Path,
-                progress: bool) -> tuple[Path, Any]:
+def neumip_cell(
+    mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, cells: Path, progress: bool
+) -> tuple[Path, Any]:
     """(cell folder, compute function) of a NeuMIP method: train with ``neumip-train`` (resumed
     when a checkpoint of an interrupted run is there), then score the held-out pairs."""
     model = NEUMIP_METHODS[method]
@@ -75,9 +84,18 @@ def neumip_cell(mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, c
     def compute(cell_dir: Path) -> dict[str, Any]:
         train_dir = cell_dir / "train"
         ckpt = train_dir / "checkpoints" / "last.safetensors"
-        cmd = [str(Path(sys.executable).parent / "neumip-train"), "data=file", f"data.path={mat.path}",
-               f"data.name={mat.name}", f"model={model}", f"seed={seed}", f"out_dir={train_dir}",
-               "logger.mode=disabled", f"progress={str(progress).lower()}", *overrides]
+        cmd = [
+            str(Path(sys.executable).parent / "neumip-train"),
+            "data=file",
+            f"data.path={mat.path}",
+            f"data.name={mat.name}",
+            f"model={model}",
+            f"seed={seed}",
+            f"out_dir={train_dir}",
+            "logger.mode=disabled",
+            f"progress={str(progress).lower()}",
+            *overrides,
+        ]
         if (train_dir / "checkpoints" / "train_time.json").exists():
             pass  # finished training; only the scoring below was missing
         elif ckpt.exists():
@@ -89,10 +107,16 @@ def neumip_cell(mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, c
             scores = evaluate_levels(net, btf, suite.levels, "held_out")
         timing = json.loads((ckpt.parent / "train_time.json").read_text())
         params = sum(p.numel() for p in net.parameters())
-        return {"levels": level_rows(scores), "train_seconds": timing["seconds"],
-                "train_qps": timing["queries_per_second"], "params": params, "bytes_fp32": 4 * params,
-                "bytes_fp16": 2 * params, "checkpoint": str(ckpt),
-                "minutes_to_30db_l0": minutes_to(train_dir, 30.0, timing["seconds"])}
+        return {
+            "levels": level_rows(scores),
+            "train_seconds": timing["seconds"],
+            "train_qps": timing["queries_per_second"],
+            "params": params,
+            "bytes_fp32": 4 * params,
+            "bytes_fp16": 2 * params,
+            "checkpoint": str(ckpt),
+            "minutes_to_30db_l0": minutes_to(train_dir, 30.0, timing["seconds"]),
+        }
 
     return cell_dir, compute
 
@@ -127,8 +151,13 @@ def svbrdf_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path)
             pyramid = build_pyramid(method, maps, cfg)
             scores = evaluate_query(SVBRDFPyramidMaterial(pyramid).eval, btf, suite.levels, "held_out")
         numbers = sum(int(t.numel()) for k in range(pyramid.n_levels) for t in pyramid.level(k).values())
-        return {"levels": level_rows(scores), "build_seconds": pyramid.build_seconds, "params": numbers,
-                "bytes_fp32": 4 * numbers, "bytes_fp16": 2 * numbers}
+        return {
+            "levels": level_rows(scores),
+            "build_seconds": pyramid.build_seconds,
+            "params": numbers,
+            "bytes_fp32": 4 * numbers,
+            "bytes_fp16": 2 * numbers,
+        }
 
     return cell_dir, compute
 

@@ -49,30 +49,44 @@ def _mib(n: float | None) -> str:
 
 def quality_md(results: dict[str, Any]) -> list[str]:
     levels = results["suite"]["levels"]
-    lines = ["## Quality: held-out PSNR per level (tone-mapped x/(1+x), sRGB; dB)", "",
-             "Against each level's box ground truth, on the held-out direction pairs (never used for "
-             "training or fitting). `mean 1-5` is the mean over levels 1..5. Grazing: level 0 on the pairs "
-             "with the light 60-90 degrees from the normal. Size: the method's representation.", ""]
+    lines = [
+        "## Quality: held-out PSNR per level (tone-mapped x/(1+x), sRGB; dB)",
+        "",
+        "Against each level's box ground truth, on the held-out direction pairs (never used for "
+        "training or fitting). `mean 1-5` is the mean over levels 1..5. Grazing: level 0 on the pairs "
+        "with the light 60-90 degrees from the normal. Size: the method's representation.",
+        "",
+    ]
     for name, mat in results["materials"].items():
-        lines += [f"### {name} ({mat['family']}; BTF {_mib(mat['btf_bytes'])} as float16 images)", "",
-                  "| method | " + " | ".join(f"L{k}" for k in range(levels)) +
-                  " | mean 1-5 | L0 grazing | L0 x cos | size | time (s) | note |",
-                  "|---" * (levels + 7) + "|"]
+        lines += [
+            f"### {name} ({mat['family']}; BTF {_mib(mat['btf_bytes'])} as float16 images)",
+            "",
+            "| method | "
+            + " | ".join(f"L{k}" for k in range(levels))
+            + " | mean 1-5 | L0 grazing | L0 x cos | size | time (s) | note |",
+            "|---" * (levels + 7) + "|",
+        ]
         for method, m in mat["methods"].items():
             values, note = method_levels(m)
             if values is None:
-                lines.append(f"| {method} | " + " | ".join("—" for _ in range(levels)) +
-                             f" | — | — | — | — | — | {note} |")
+                lines.append(
+                    f"| {method} | "
+                    + " | ".join("—" for _ in range(levels))
+                    + f" | — | — | — | — | — | {note} |"
+                )
                 continue
             values = (values + [None] * levels)[:levels]  # a file with fewer levels: "—"
             first = next(s for s in m["seeds"].values() if "levels" in s) if "seeds" in m else m
             lv0 = first["levels"][0] if first.get("levels") else {}
             coarse = [v for v in values[1:6] if v is not None and math.isfinite(v)]
             seconds = _cell_field(m, "train_seconds") or _cell_field(m, "build_seconds")
-            lines.append(f"| {method} | " + " | ".join(_fmt(v) for v in values) +
-                         f" | {_fmt(sum(coarse) / len(coarse) if coarse else None)} | "
-                         f"{_fmt((lv0.get('psnr_by_light') or {}).get(GRAZING))} | {_fmt(lv0.get('psnr_cos'))} | "
-                         f"{_mib(_cell_field(m, 'bytes_fp32'))} | {_fmt(seconds, '.0f')} | {note} |")
+            lines.append(
+                f"| {method} | "
+                + " | ".join(_fmt(v) for v in values)
+                + f" | {_fmt(sum(coarse) / len(coarse) if coarse else None)} | "
+                f"{_fmt((lv0.get('psnr_by_light') or {}).get(GRAZING))} | {_fmt(lv0.get('psnr_cos'))} | "
+                f"{_mib(_cell_field(m, 'bytes_fp32'))} | {_fmt(seconds, '.0f')} | {note} |"
+            )
         lines.append("")
     return lines
 
@@ -80,26 +94,35 @@ def quality_md(results: dict[str, Any]) -> list[str]:
 def images_md(results: dict[str, Any], sheets: list[str]) -> list[str]:
     if not results["images"]:
         return []
-    lines = ["## Rendered: plane scene against the supersampled reference", "",
-             "PSNR (tone-mapped) and mean FLIP of each method's frame, with one isotropic trilinear lookup "
-             "per pixel (`max`) and with anisotropic probes (`aniso`, up to 16 along the footprint's major "
-             "axis); ms per frame of that render. Noise floor: the reference against itself with another "
-             "seed (a method's PSNR above it is not measurable).", ""]
+    lines = [
+        "## Rendered: plane scene against the supersampled reference",
+        "",
+        "PSNR (tone-mapped) and mean FLIP of each method's frame, with one isotropic trilinear lookup "
+        "per pixel (`max`) and with anisotropic probes (`aniso`, up to 16 along the footprint's major "
+        "axis); ms per frame of that render. Noise floor: the reference against itself with another "
+        "seed (a method's PSNR above it is not measurable).",
+        "",
+    ]
     for name, img in results["images"].items():
         if "error" in img:
             lines += [f"### {name}: failed ({img['error']})", ""]
             continue
-        lines += [f"### {name} (reference {img['reference_spp']} spp, noise floor "
-                  f"{_fmt(img['reference_noise_psnr'])} dB / FLIP {_fmt(img['reference_noise_flip'], '.4f')})", "",
-                  "| method | PSNR max | PSNR aniso | FLIP max | FLIP aniso | ms max | ms aniso |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {name} (reference {img['reference_spp']} spp, noise floor "
+            f"{_fmt(img['reference_noise_psnr'])} dB / FLIP {_fmt(img['reference_noise_flip'], '.4f')})",
+            "",
+            "| method | PSNR max | PSNR aniso | FLIP max | FLIP aniso | ms max | ms aniso |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for method, row in img["methods"].items():
             if "empty" in row:
                 lines.append(f"| {method} | — | — | — | — | — | — ({row['empty']}) |")
                 continue
-            lines.append(f"| {method} | {_fmt(row['max']['psnr'])} | {_fmt(row['aniso']['psnr'])} | "
-                         f"{_fmt(row['max']['flip'], '.4f')} | {_fmt(row['aniso']['flip'], '.4f')} | "
-                         f"{_fmt(row['max']['ms'], '.0f')} | {_fmt(row['aniso']['ms'], '.0f')} |")
+            lines.append(
+                f"| {method} | {_fmt(row['max']['psnr'])} | {_fmt(row['aniso']['psnr'])} | "
+                f"{_fmt(row['max']['flip'], '.4f')} | {_fmt(row['aniso']['flip'], '.4f')} | "
+                f"{_fmt(row['max']['ms'], '.0f')} | {_fmt(row['aniso']['ms'], '.0f')} |"
+            )
         if f"compare_{name}.png" in sheets:
             lines += ["", f"![{name}](compare_{name}.png)"]
         lines.append("")
@@ -112,17 +135,25 @@ def speed_md(results: dict[str, Any]) -> list[str]:
     lines = ["## Speed (each figure beside its bound, measured in the same run)", ""]
     for device, d in results["speed"].items():
         g = d.get("gemm", {})
-        lines += [f"### {device}: 2048 GEMM {_fmt(g.get('fp32'), '.0f')} GFLOP/s fp32, "
-                  f"{_fmt(g.get('bf16'), '.0f')} bf16", ""]
+        lines += [
+            f"### {device}: 2048 GEMM {_fmt(g.get('fp32'), '.0f')} GFLOP/s fp32, "
+            f"{_fmt(g.get('bf16'), '.0f')} bf16",
+            "",
+        ]
         q = d.get("queries")
         if isinstance(q, list):
-            lines += ["| model | backend | decoder (M q/s) | bound fp32 / bf16 | whole query (M q/s) | "
-                      "bound fp32 / bf16 | FLOP/query |", "|---|---|---|---|---|---|---|"]
+            lines += [
+                "| model | backend | decoder (M q/s) | bound fp32 / bf16 | whole query (M q/s) | "
+                "bound fp32 / bf16 | FLOP/query |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for r in q:
-                lines.append(f"| {r['method']} | {r['backend']} | {r['decoder_qps'] / 1e6:.2f} | "
-                             f"{r['decoder_bound_fp32'] / 1e6:.1f} / {r['decoder_bound_bf16'] / 1e6:.1f} | "
-                             f"{r['query_qps'] / 1e6:.2f} | {r['query_bound_fp32'] / 1e6:.1f} / "
-                             f"{r['query_bound_bf16'] / 1e6:.1f} | {r['query_flops']} |")
+                lines.append(
+                    f"| {r['method']} | {r['backend']} | {r['decoder_qps'] / 1e6:.2f} | "
+                    f"{r['decoder_bound_fp32'] / 1e6:.1f} / {r['decoder_bound_bf16'] / 1e6:.1f} | "
+                    f"{r['query_qps'] / 1e6:.2f} | {r['query_bound_fp32'] / 1e6:.1f} / "
+                    f"{r['query_bound_bf16'] / 1e6:.1f} | {r['query_flops']} |"
+                )
             lines.append("")
         elif q:
             lines += [f"queries: {q['error']}", ""]
@@ -133,37 +164,54 @@ def speed_md(results: dict[str, Any]) -> list[str]:
             lines.append("")
         f = d.get("frames")
         if isinstance(f, list):
-            lines += ["| frame (plane, NeuMIP) | lod_mode | ms | intersection | material | shading |",
-                      "|---|---|---|---|---|---|"]
-            lines += [f"| {r['width']}x{r['height']} | {r['lod_mode']} | {r['ms']:.0f} | "
-                      f"{r['intersect_ms']:.0f} | {r['material_ms']:.0f} | {r['shade_ms']:.0f} |" for r in f]
+            lines += [
+                "| frame (plane, NeuMIP) | lod_mode | ms | intersection | material | shading |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {r['width']}x{r['height']} | {r['lod_mode']} | {r['ms']:.0f} | "
+                f"{r['intersect_ms']:.0f} | {r['material_ms']:.0f} | {r['shade_ms']:.0f} |"
+                for r in f
+            ]
             lines.append("")
     minutes = []
     for name, mat in results["materials"].items():
         for method, m in mat["methods"].items():
             for seed, s in m.get("seeds", {}).items():
                 if "train_seconds" in s:
-                    minutes.append(f"| {name} | {method} | {seed} | {s['train_qps'] / 1e6:.2f} | "
-                                   f"{s['train_seconds'] / 60:.1f} | {_fmt(s.get('minutes_to_30db_l0'), '.1f')} |")
+                    minutes.append(
+                        f"| {name} | {method} | {seed} | {s['train_qps'] / 1e6:.2f} | "
+                        f"{s['train_seconds'] / 60:.1f} | {_fmt(s.get('minutes_to_30db_l0'), '.1f')} |"
+                    )
     if minutes:
-        lines += ["Training runs of the quality cells (minutes to 30 dB at level 0: from the run's evaluations "
-                  "on 8 held-out pairs; — never reached):", "",
-                  "| material | method | seed | M queries/s | minutes | minutes to 30 dB L0 |",
-                  "|---|---|---|---|---|---|", *minutes, ""]
+        lines += [
+            "Training runs of the quality cells (minutes to 30 dB at level 0: from the run's evaluations "
+            "on 8 held-out pairs; — never reached):",
+            "",
+            "| material | method | seed | M queries/s | minutes | minutes to 30 dB L0 |",
+            "|---|---|---|---|---|---|",
+            *minutes,
+            "",
+        ]
     return lines
 
 
 def write_results_md(results: dict[str, Any], sheets: list[str]) -> str:
     m = results["machine"]
-    head = [f"# neumip results (`{results['suite']['name']}` suite)", "",
-            f"- Command: `{results['command'] or 'neumip-bench'}`",
-            f"- Date (UTC): {results['date']}; git revision {results['revision']}",
-            f"- Machine: {m['cpu']}, {m['threads']} torch threads, GPU: {m['gpu'] or 'none'}; "
-            f"torch {m['torch']}, Python {m['python']}",
-            f"- This run took {results['seconds'] / 60:.1f} min (cells finished by earlier runs were reused "
-            "and cost nothing here; each cell's own time is in results.json).",
-            "- Every number below is read from `results.json` of the same run; nothing is edited by hand.", "",
-            "![PSNR per level](psnr_per_level.png)", ""]
+    head = [
+        f"# neumip results (`{results['suite']['name']}` suite)",
+        "",
+        f"- Command: `{results['command'] or 'neumip-bench'}`",
+        f"- Date (UTC): {results['date']}; git revision {results['revision']}",
+        f"- Machine: {m['cpu']}, {m['threads']} torch threads, GPU: {m['gpu'] or 'none'}; "
+        f"torch {m['torch']}, Python {m['python']}",
+        f"- This run took {results['seconds'] / 60:.1f} min (cells finished by earlier runs were reused "
+        "and cost nothing here; each cell's own time is in results.json).",
+        "- Every number below is read from `results.json` of the same run; nothing is edited by hand.",
+        "",
+        "![PSNR per level](psnr_per_level.png)",
+        "",
+    ]
     body = quality_md(results) + images_md(results, sheets) + speed_md(results)
     if results["speed"]:
         body += ["![speed](speed.png)", ""]
@@ -193,7 +241,7 @@ def write_plots(results: dict[str, Any], out: Path) -> dict[str, Path]:
             ax.set_ylabel("held-out PSNR (dB)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6)
-        for ax in list(axes.flat)[len(mats):]:
+        for ax in list(axes.flat)[len(mats) :]:
             ax.axis("off")
         fig.suptitle("Held-out PSNR per level and method", fontsize=10)
         fig.tight_layout()
@@ -204,8 +252,14 @@ def write_plots(results: dict[str, Any], out: Path) -> dict[str, Path]:
     bars = []
     for device, d in results["speed"].items():
         for r in d.get("queries", []) if isinstance(d.get("queries"), list) else []:
-            bars.append((f"{r['method']}\n{r['backend']}, {device}", r["query_qps"], r["query_bound_fp32"],
-                         r["query_bound_bf16"]))
+            bars.append(
+                (
+                    f"{r['method']}\n{r['backend']}, {device}",
+                    r["query_qps"],
+                    r["query_bound_fp32"],
+                    r["query_bound_bf16"],
+                )
+            )
     if bars:
         fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(bars), 3.2), dpi=110)
         x = np.arange(len(bars))

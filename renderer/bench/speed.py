@@ -61,7 +61,9 @@ def query_rows(device: str, batch: int, gflops: dict[str, float], resolution: in
     """Decoder and whole-query throughput of each NeuMIP architecture and backend present."""
     g = torch.Generator().manual_seed(0)
     uv = torch.rand(batch, 2, generator=g).to(device)
-    w = torch.nn.functional.normalize(torch.rand(batch, 3, generator=g) + torch.tensor([0, 0, 1.0]), dim=1).to(device)
+    w = torch.nn.functional.normalize(
+        torch.rand(batch, 3, generator=g) + torch.tensor([0, 0, 1.0]), dim=1
+    ).to(device)
     lod = (torch.rand(batch, generator=g) * 6).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     backends = ["torch"] + (["tcnn"] if device == "cuda" and tcnn_available()[0] else [])
@@ -75,13 +77,21 @@ def query_rows(device: str, batch: int, gflops: dict[str, float], resolution: in
                 t_dec = best_of(lambda m=model, x=x: m.decoder(x), sync=sync)
                 t_all = best_of(lambda m=model: m(uv, w, w, lod, check=False), sync=sync)
             dec_flops, all_flops = mlp_flops(model.decoder.shapes), query_flops(model)
-            rows.append({"method": method, "backend": backend, "device": device,
-                         "decoder_qps": batch / t_dec, "query_qps": batch / t_all,
-                         "decoder_flops": dec_flops, "query_flops": all_flops,
-                         "decoder_bound_fp32": bound_qps(dec_flops, gflops["fp32"]),
-                         "decoder_bound_bf16": bound_qps(dec_flops, gflops["bf16"]),
-                         "query_bound_fp32": bound_qps(all_flops, gflops["fp32"]),
-                         "query_bound_bf16": bound_qps(all_flops, gflops["bf16"])})
+            rows.append(
+                {
+                    "method": method,
+                    "backend": backend,
+                    "device": device,
+                    "decoder_qps": batch / t_dec,
+                    "query_qps": batch / t_all,
+                    "decoder_flops": dec_flops,
+                    "query_flops": all_flops,
+                    "decoder_bound_fp32": bound_qps(dec_flops, gflops["fp32"]),
+                    "decoder_bound_bf16": bound_qps(dec_flops, gflops["bf16"]),
+                    "query_bound_fp32": bound_qps(all_flops, gflops["fp32"]),
+                    "query_bound_bf16": bound_qps(all_flops, gflops["bf16"]),
+                }
+            )
     return rows
 
 
@@ -100,16 +110,25 @@ def _model_fields(name: str) -> dict[str, Any]:
     return dict(OmegaConf.to_container(merged))
 
 
-def train_rows(data: Path, device: str, steps: int, batches: tuple[int, ...] = (8192, 65536)) -> list[dict[str, Any]]:
+def train_rows(
+    data: Path, device: str, steps: int, batches: tuple[int, ...] = (8192, 65536)
+) -> list[dict[str, Any]]:
     """Training queries per second (late phase: no latent blur) of the faithful model."""
     out = []
     for batch in batches:
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(data=DataConfig(name="bench", path=str(data)), model=ModelConfig(backend="torch"),
-                              schedule=ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350,
-                                                      offset_freeze=4050, fuse_blur_every=0),
-                              logger=LoggerConfig(mode="disabled"), out_dir=tmp, ckpt_every=0,
-                              progress=False, device=device)
+            cfg = TrainConfig(
+                data=DataConfig(name="bench", path=str(data)),
+                model=ModelConfig(backend="torch"),
+                schedule=ScheduleConfig(
+                    steps=10**6, batch_size=batch, blur_halving=1350, offset_freeze=4050, fuse_blur_every=0
+                ),
+                logger=LoggerConfig(mode="disabled"),
+                out_dir=tmp,
+                ckpt_every=0,
+                progress=False,
+                device=device,
+            )
             from neumip.train import Trainer
 
             tr = Trainer(cfg)
@@ -139,8 +158,16 @@ def frame_rows(checkpoint: str, sizes: list[list[int]], device: str) -> list[dic
                 parts.update(intersect=ft.intersect, material=ft.material, shade=ft.shade)
 
             t = best_of(once, repeats=2)
-            rows.append({"width": width, "height": height, "lod_mode": mode, "device": device, "ms": 1000 * t,
-                         **{f"{k}_ms": 1000 * v for k, v in parts.items()}})
+            rows.append(
+                {
+                    "width": width,
+                    "height": height,
+                    "lod_mode": mode,
+                    "device": device,
+                    "ms": 1000 * t,
+                    **{f"{k}_ms": 1000 * v for k, v in parts.items()},
+                }
+            )
     return rows
 
 

@@ -37,16 +37,31 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def git_revision() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=10, cwd=Path(__file__).parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
         return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -64,17 +79,40 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     cells = root / "cells"
     parts = cfg.only or ["quality", "images", "speed"]
     t_start = time.perf_counter()
-    results: dict[str, Any] = {"suite": asdict(suite), "machine": machine(), "revision": git_revision(),
-                               "command": command, "date": stamp, "materials": {}, "images": {}, "speed": {}}
+    results: dict[str, Any] = {
+        "suite": asdict(suite),
+        "machine": machine(),
+        "revision": git_revision(),
+        "command": command,
+        "date": stamp,
+        "materials": {},
+        "images": {},
+        "speed": {},
+    }
     mats = material_files(suite, root / "data", cfg.progress)
     checkpoints: dict[str, dict[str, str]] = {m.name: {} for m in mats}
-    todo = [(m, meth, s) for m in mats for meth in suite.methods
-            for s in (suite.seeds if meth in NEUMIP_METHODS else [None])] if "quality" in parts else []
+    todo = (
+        [
+            (m, meth, s)
+            for m in mats
+            for meth in suite.methods
+            for s in (suite.seeds if meth in NEUMIP_METHODS else [None])
+        ]
+        if "quality" in parts
+        else []
+    )
     bar = tqdm(todo, desc="quality cells", unit="cell", disable=not cfg.progress)
     for mat, method, seed in bar:
-        entry = results["materials"].setdefault(mat.name, {
-            "family": mat.family, "path": str(mat.path), "btf_bytes": mat.btf_bytes,
-            "file_bytes": mat.file_bytes, "methods": {}})
+        entry = results["materials"].setdefault(
+            mat.name,
+            {
+                "family": mat.family,
+                "path": str(mat.path),
+                "btf_bytes": mat.btf_bytes,
+                "file_bytes": mat.file_bytes,
+                "methods": {},
+            },
+        )
         bar.set_postfix_str(f"{mat.name} / {method}" + (f" / seed {seed}" if seed is not None else ""))
         reason = empty_reason(mat, method)
         if reason:
@@ -85,9 +123,15 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
         else:
             cell_dir, compute = svbrdf_cell(mat, method, suite, cells)
         result = run_cell(cell_dir, compute, cfg.rerun)
-        tqdm.write(f"{mat.name:16s} {method:20s} " + (
-            f"failed: {result['error']}" if "error" in result else
-            " ".join(f"{r['psnr']:6.2f}" for r in result["levels"]) + (" (reused)" if result.get("reused") else "")))
+        tqdm.write(
+            f"{mat.name:16s} {method:20s} "
+            + (
+                f"failed: {result['error']}"
+                if "error" in result
+                else " ".join(f"{r['psnr']:6.2f}" for r in result["levels"])
+                + (" (reused)" if result.get("reused") else "")
+            )
+        )
         if method in NEUMIP_METHODS:
             entry["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = result
             if "checkpoint" in result and method not in checkpoints[mat.name]:
@@ -97,7 +141,9 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     if "images" in parts:
         render_methods = suite.render_methods or suite.methods
         for mat in tqdm(mats, desc="image cells", unit="material", disable=not cfg.progress):
-            cell_dir, compute = image_cell(mat, render_methods, checkpoints[mat.name], suite, cells, cfg.progress)
+            cell_dir, compute = image_cell(
+                mat, render_methods, checkpoints[mat.name], suite, cells, cfg.progress
+            )
             result = run_cell(cell_dir, compute, cfg.rerun)
             results["images"][mat.name] = result
             if "sheet" in result:
@@ -119,7 +165,9 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     return written
 
 
-def run_speed(cfg: BenchConfig, mats, checkpoints: dict[str, dict[str, str]], run_dir: Path) -> dict[str, Any]:
+def run_speed(
+    cfg: BenchConfig, mats, checkpoints: dict[str, dict[str, str]], run_dir: Path
+) -> dict[str, Any]:
     """Speed on the CPU, and on CUDA when present; a failing part is recorded and skipped."""
     suite = cfg.suite
     out: dict[str, Any] = {}
@@ -129,11 +177,16 @@ def run_speed(cfg: BenchConfig, mats, checkpoints: dict[str, dict[str, str]], ru
     ckpt = ckpt or fresh_checkpoint(run_dir / "speed_model.safetensors", suite.resolution)
     for device in devices:
         d: dict[str, Any] = {}
-        d["gemm"] = _guard(lambda device=device: {"fp32": gemm_gflops(torch.float32, device),
-                                                   "bf16": gemm_gflops(torch.bfloat16, device)})
+        d["gemm"] = _guard(
+            lambda device=device: {
+                "fp32": gemm_gflops(torch.float32, device),
+                "bf16": gemm_gflops(torch.bfloat16, device),
+            }
+        )
         gflops = d["gemm"] if "error" not in d["gemm"] else {"fp32": float("nan"), "bf16": float("nan")}
-        d["queries"] = _guard(lambda device=device, g=gflops: query_rows(device, suite.speed_batch, g,
-                                                                         suite.resolution))
+        d["queries"] = _guard(
+            lambda device=device, g=gflops: query_rows(device, suite.speed_batch, g, suite.resolution)
+        )
         if data is not None:
             d["training"] = _guard(lambda device=device: train_rows(data, device, suite.speed_train_steps))
         d["frames"] = _guard(lambda device=device: frame_rows(ckpt, suite.speed_frames, device))
@@ -152,4 +205,3 @@ def _guard(fn) -> Any:
 
 def command_line() -> str:
     return " ".join(["neumip-bench", *sys.argv[1:]])
-

@@ -55,7 +55,9 @@ _ids = itertools.count()
 
 
 @torch.no_grad()
-def fit_lobe_alpha(material: Any, n_texels: int = 32, n_views: int = 4, grid: int = 64, seed: int = 0) -> float:
+def fit_lobe_alpha(
+    material: Any, n_texels: int = 32, n_views: int = 4, grid: int = 64, seed: int = 0
+) -> float:
     """GGX roughness of the material's average lobe: for random texels and views, the material's
     luminance over a grid of cosine-distributed light directions (so that the luminance is each
     direction's weight in the reflected light), and the weighted median of the half-vector's
@@ -71,7 +73,9 @@ def fit_lobe_alpha(material: Any, n_texels: int = 32, n_views: int = 4, grid: in
     for _ in range(n_views):
         theta = torch.rand((), generator=g) * 1.1
         ph = torch.rand((), generator=g) * 2 * math.pi
-        wo = torch.stack([torch.sin(theta) * torch.cos(ph), torch.sin(theta) * torch.sin(ph), torch.cos(theta)])
+        wo = torch.stack(
+            [torch.sin(theta) * torch.cos(ph), torch.sin(theta) * torch.sin(ph), torch.cos(theta)]
+        )
         uv = torch.rand(n_texels, 1, 2, generator=g).expand(n_texels, wi.shape[0], 2).reshape(-1, 2)
         wi_all = wi.repeat(n_texels, 1)
         rgb = material.eval(uv, wi_all, wo.expand_as(wi_all), torch.zeros(uv.shape[0]))
@@ -87,19 +91,22 @@ def fit_lobe_alpha(material: Any, n_texels: int = 32, n_views: int = 4, grid: in
     return float(min(max(median, 0.02), 1.0))
 
 
-def register_named(key: str, material: Any, resolution: int, n_levels: int, lod_mode: str = "max",
-                   sampling: str = "cosine") -> None:
+def register_named(
+    key: str, material: Any, resolution: int, n_levels: int, lod_mode: str = "max", sampling: str = "cosine"
+) -> None:
     """Make a project material available to ``<bsdf type="neumip">`` entries whose
     ``material_id`` is ``key`` (XML scenes name their materials this way)."""
     if sampling not in ("cosine", "lobe"):
         raise ValueError(f"sampling must be cosine or lobe, got {sampling!r}")
     alpha = fit_lobe_alpha(material) if sampling == "lobe" else 1.0
-    _MATERIALS[key] = Registered(material, resolution, n_levels, RenderSettings(lod_mode=lod_mode, progress=False),
-                                 sampling, alpha)
+    _MATERIALS[key] = Registered(
+        material, resolution, n_levels, RenderSettings(lod_mode=lod_mode, progress=False), sampling, alpha
+    )
 
 
-def material_bsdf(material: Any, resolution: int, n_levels: int, lod_mode: str = "max",
-                  sampling: str = "cosine") -> dict[str, Any]:
+def material_bsdf(
+    material: Any, resolution: int, n_levels: int, lod_mode: str = "max", sampling: str = "cosine"
+) -> dict[str, Any]:
     """A Mitsuba scene-dict entry ``{"type": "neumip", ...}`` for a project material with
     ``resolution`` level-0 texels per uv unit and ``n_levels`` levels."""
     key = f"_material{next(_ids)}"
@@ -118,14 +125,24 @@ class ProjectBSDF(mi.BSDF):
         mi.BSDF.__init__(self, props)
         key = props.get("material_id", "")
         if key not in _MATERIALS:
-            raise ValueError(f"neumip BSDF: unknown material_id {key!r}; build the entry with material_bsdf()")
+            raise ValueError(
+                f"neumip BSDF: unknown material_id {key!r}; build the entry with material_bsdf()"
+            )
         reg = _MATERIALS[key]
-        self.material, self.resolution, self.n_levels, self.settings = (reg.material, reg.resolution,
-                                                                        reg.n_levels, reg.settings)
+        self.material, self.resolution, self.n_levels, self.settings = (
+            reg.material,
+            reg.resolution,
+            reg.n_levels,
+            reg.settings,
+        )
         self.sampling, self.alpha = reg.sampling, reg.alpha
         self.lobe = mi.MicrofacetDistribution(mi.MicrofacetType.GGX, reg.alpha, False)
-        flags = mi.BSDFFlags.GlossyReflection | mi.BSDFFlags.DiffuseReflection | mi.BSDFFlags.FrontSide | \
-            mi.BSDFFlags.SpatiallyVarying
+        flags = (
+            mi.BSDFFlags.GlossyReflection
+            | mi.BSDFFlags.DiffuseReflection
+            | mi.BSDFFlags.FrontSide
+            | mi.BSDFFlags.SpatiallyVarying
+        )
         self.m_components = [flags]
         self.m_flags = flags
 
@@ -134,8 +151,12 @@ class ProjectBSDF(mi.BSDF):
         flip_y = dr.dot(si.dp_dv, si.sh_frame.t) < 0
         light = _local_to_project(wo, flip_y)
         view = _local_to_project(si.wi, flip_y)
-        finite = dr.isfinite(si.duv_dx.x) & dr.isfinite(si.duv_dx.y) & dr.isfinite(si.duv_dy.x) & \
-            dr.isfinite(si.duv_dy.y)
+        finite = (
+            dr.isfinite(si.duv_dx.x)
+            & dr.isfinite(si.duv_dx.y)
+            & dr.isfinite(si.duv_dy.x)
+            & dr.isfinite(si.duv_dy.y)
+        )
         duv_dx = dr.select(finite, si.duv_dx, mi.Vector2f(0.0))
         duv_dy = dr.select(finite, si.duv_dy, mi.Vector2f(0.0))
         material, res, levels, settings = self.material, self.resolution, self.n_levels, self.settings
@@ -150,8 +171,20 @@ class ProjectBSDF(mi.BSDF):
                 rgb = eval_footprint(material, uv, wi, wo_t, dx, dy, res, levels, settings)
             return rgb[:, 0].contiguous(), rgb[:, 1].contiguous(), rgb[:, 2].contiguous()
 
-        r, g, b = project_eval(si.uv.x, si.uv.y, light.x, light.y, light.z, view.x, view.y, view.z,
-                               duv_dx.x, duv_dx.y, duv_dy.x, duv_dy.y)
+        r, g, b = project_eval(
+            si.uv.x,
+            si.uv.y,
+            light.x,
+            light.y,
+            light.z,
+            view.x,
+            view.y,
+            view.z,
+            duv_dx.x,
+            duv_dx.y,
+            duv_dy.x,
+            duv_dy.y,
+        )
         return mi.Color3f(r, g, b)
 
     def eval(self, ctx, si, wo, active=True):
@@ -222,7 +255,12 @@ class FootprintPathIntegrator(mi.SamplingIntegrator):
                 # Mitsuba scales camera differentials by 1 / sqrt(spp); the project's lod is the
                 # whole pixel's footprint (as the demo renderer's), so the scale is undone.
                 pixel_ray = mi.RayDifferential3f(ray)
-                pixel_ray.o_x, pixel_ray.o_y, pixel_ray.d_x, pixel_ray.d_y = ray.o_x, ray.o_y, ray.d_x, ray.d_y
+                pixel_ray.o_x, pixel_ray.o_y, pixel_ray.d_x, pixel_ray.d_y = (
+                    ray.o_x,
+                    ray.o_y,
+                    ray.d_x,
+                    ray.d_y,
+                )
                 pixel_ray.has_differentials = ray.has_differentials
                 pixel_ray.scale_differential(self.footprint_scale * math.sqrt(sampler.sample_count()))
                 si.compute_uv_partials(pixel_ray)
@@ -230,7 +268,9 @@ class FootprintPathIntegrator(mi.SamplingIntegrator):
             ds = mi.DirectionSample3f(scene, si, prev_si)
             em_pdf = dr.select(prev_delta, 0.0, scene.pdf_emitter_direction(prev_si, ds, ~prev_delta))
             emitter = si.emitter(scene)
-            result += throughput * dr.select(prev_delta, 1.0, _mis(prev_pdf, em_pdf)) * emitter.eval(si, active)
+            result += (
+                throughput * dr.select(prev_delta, 1.0, _mis(prev_pdf, em_pdf)) * emitter.eval(si, active)
+            )
             active &= si.is_valid()
             if not dr.any(active):
                 break

@@ -11,10 +11,19 @@ from pathlib import Path
 
 #: Oldest libLLVM major version Mitsuba 3.9's llvm variants run with here (LLVM 14 and 15 fail).
 MIN_LLVM = 16
-SEARCH = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
-          "/usr/local/lib", "/opt/homebrew/opt/llvm/lib", "/usr/local/opt/llvm/lib")
-INSTALL_HINT = ("install a libLLVM >= 16: Debian/Ubuntu `apt-get install libllvm19`, Fedora "
-                "`dnf install llvm-libs`, macOS `brew install llvm`; or point DRJIT_LIBLLVM_PATH at one")
+SEARCH = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/opt/homebrew/opt/llvm/lib",
+    "/usr/local/opt/llvm/lib",
+)
+INSTALL_HINT = (
+    "install a libLLVM >= 16: Debian/Ubuntu `apt-get install libllvm19`, Fedora "
+    "`dnf install llvm-libs`, macOS `brew install llvm`; or point DRJIT_LIBLLVM_PATH at one"
+)
 
 
 class MitsubaUnavailable(OSError):
@@ -31,7 +40,9 @@ def find_libllvm(search: tuple[str, ...] = SEARCH) -> str | None:
     """The newest libLLVM >= MIN_LLVM in the usual library folders, or None."""
     found = []
     for folder in search:
-        for path in glob.glob(os.path.join(folder, "libLLVM*.so*")) + glob.glob(os.path.join(folder, "libLLVM*.dylib")):
+        for path in glob.glob(os.path.join(folder, "libLLVM*.so*")) + glob.glob(
+            os.path.join(folder, "libLLVM*.dylib")
+        ):
             v = llvm_version(path)
             if v is not None and v >= MIN_LLVM:
                 found.append((v, path))
@@ -67,7 +78,9 @@ def setup(variant: str = "llvm_ad_rgb"):
     try:
         mi.set_variant(variant)
     except (ImportError, AttributeError, RuntimeError) as e:
-        raise MitsubaUnavailable(f"Mitsuba variant {variant!r} is unavailable ({e}); {INSTALL_HINT}") from None
+        raise MitsubaUnavailable(
+            f"Mitsuba variant {variant!r} is unavailable ({e}); {INSTALL_HINT}"
+        ) from None
     dr.set_flag(dr.JitFlag.SymbolicLoops, False)
     dr.set_flag(dr.JitFlag.SymbolicCalls, False)
     from renderer.mitsuba.bsdf import register

@@ -1,5 +1,5 @@
 """The evaluation suite (``neumip-bench``): every table and plot of the project's results from
-one command (DESIGN.md section 6). It sits at the top of the house: it uses the data, the model,
+one command. It sits at the top of the house: it uses the data, the model,
 the baselines and the renderer, and nothing imports it.
 
 Work is split into cells (one material x method quality score, one material's rendered

@@ -103,3 +103,22 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     assert m2["neumip"]["seeds"]["0"]["levels"] == neu["levels"]
     assert not m2["lean"]["reused"] and math.isfinite(m2["lean"]["levels"][1]["psnr"])
     assert res2["images"] == {} and res2["speed"] == {}
+
+
+def test_a_kept_cell_is_recomputed_when_no_longer_valid(tmp_path):
+    from renderer.bench.cells import run_cell
+
+    calls = []
+
+    def compute(cell_dir):
+        calls.append(1)
+        return {"model": {"latent_channels": 7 + len(calls)}}
+
+    first = run_cell(tmp_path / "c", compute)
+    assert first["reused"] is False and len(calls) == 1
+    same = run_cell(tmp_path / "c", compute, still_valid=lambda kept: kept["model"] == first["model"])
+    assert same["reused"] is True and len(calls) == 1
+    changed = run_cell(
+        tmp_path / "c", compute, still_valid=lambda kept: kept["model"] == {"latent_channels": 9}
+    )
+    assert changed["reused"] is False and changed["model"] == {"latent_channels": 9} and len(calls) == 2

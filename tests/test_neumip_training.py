@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import subprocess
 import sys
@@ -55,14 +56,27 @@ def test_loss_and_schedule_closed_forms():
     assert blur_sigma(10000, s) == pytest.approx(1.0, rel=1e-3)
 
 
-def test_a_tiny_material_is_learned_to_a_stated_psnr(tiny_material, tmp_path):
-    """400 steps of 4096 queries (about 15 s on 2 cores) reach >= 24 dB on held-out pairs at
-    levels 0..3 of a 16 x 16 bumps material."""
-    trainer = Trainer(tiny_config(tiny_material, tmp_path, 400))
+#: model=plus (conf/model/plus.yaml) as a ModelConfig.
+PLUS = dict(latent_channels=16, decoder_width=64, direction_encoding="sh3")
+
+
+@pytest.mark.parametrize("variant, held_out_db, train_db", [("full", 24.0, 30.0), ("plus", 22.0, 33.0)])
+def test_a_tiny_material_is_learned_to_a_stated_psnr(tiny_material, tmp_path, variant, held_out_db, train_db):
+    """400 steps of 4096 queries (about 15 s on 2 cores) on a 16 x 16 bumps material with 19
+    directions: levels 0..3 reach the stated PSNR on training and held-out pairs. The variant
+    fits the training pairs better (measured 35.7 / 38.1 / 41.4 dB at levels 0..2) and
+    generalises worse to held-out pairs of so sparse a grid (22.6 dB against the faithful
+    model's 25.5): its spherical-harmonic direction code overfits few directions (README)."""
+    cfg = tiny_config(tiny_material, tmp_path, 400)
+    if variant == "plus":
+        cfg.model = ModelConfig(backend="torch", **PLUS)
+    trainer = Trainer(cfg)
     path = trainer.fit()
-    scores = {s.level: s.psnr for s in
-              evaluate_levels(NeuMIP.load(path), trainer.btf, 4, "held_out")}
-    assert min(scores.values()) >= 24.0, scores
+    model = NeuMIP.load(path)
+    scores = {s.level: s.psnr for s in evaluate_levels(model, trainer.btf, 4, "held_out")}
+    assert min(scores.values()) >= held_out_db, scores
+    train = {s.level: s.psnr for s in evaluate_levels(model, trainer.btf, 4, "train", max_pairs=40)}
+    assert min(train.values()) >= train_db, train
     assert (path.parent / "eval.md").exists() and (path.parent / "eval_psnr.png").exists()
 
 
@@ -122,13 +136,16 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_material, tmp_path):
         Trainer(cfg)
 
 
-def test_checkpoint_round_trip_loads_without_hydra_on_cpu(tmp_path):
+@pytest.mark.parametrize("variant", ["full", "plus"])
+def test_checkpoint_round_trip_loads_without_hydra_on_cpu(tmp_path, variant):
     torch.manual_seed(0)
-    model = NeuMIP(ModelConfig(backend="torch"), 16, {"name": "x"}).eval()
+    cfg = ModelConfig(backend="torch", **(PLUS if variant == "plus" else {}))
+    model = NeuMIP(cfg, 16, {"name": "x"}).eval()
     model.blur_sigma.fill_(0.0)
     path = model.save(tmp_path / "m.safetensors")
     back = NeuMIP.load(path, "cpu")
     assert back.metadata == {"name": "x"} and back.backend == "torch"
+    assert dataclasses.replace(back.cfg, backend="torch") == model.cfg
     n = 100
     uv = torch.rand(n, 2)
     w = torch.nn.functional.normalize(torch.rand(n, 3) + torch.tensor([0.0, 0.0, 1.0]), dim=1)

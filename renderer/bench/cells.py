@@ -22,14 +22,20 @@ def cell_key(*parts: Any) -> str:
 
 
 def run_cell(
-    cell_dir: Path, compute: Callable[[Path], dict[str, Any]], rerun: bool = False
+    cell_dir: Path,
+    compute: Callable[[Path], dict[str, Any]],
+    rerun: bool = False,
+    still_valid: Callable[[dict[str, Any]], bool] = lambda result: True,
 ) -> dict[str, Any]:
     """The cell's result: read back from ``cell_dir/result.json`` when it was finished before
-    (``reused`` set), else computed by ``compute(cell_dir)`` and saved. An exception becomes
-    ``{"error": "..."}`` (not saved, so the next run tries again) and the suite goes on."""
+    and ``still_valid`` accepts it (``reused`` set), else computed by ``compute(cell_dir)`` and
+    saved. An exception becomes ``{"error": "..."}`` (not saved, so the next run tries again)
+    and the suite goes on."""
     path = cell_dir / "result.json"
     if path.exists() and not rerun:
-        return {**json.loads(path.read_text()), "reused": True}
+        kept = json.loads(path.read_text())
+        if still_valid(kept):
+            return {**kept, "reused": True}
     cell_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:

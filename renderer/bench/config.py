@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from btf_data.config_checks import require
 from renderer.baselines import METHODS as SVBRDF_METHODS
@@ -14,6 +16,21 @@ NEUMIP_METHODS = {
     "neumip_no_offset": "no_offset",
     "neumip_single_level": "single_level",
 }
+
+
+def model_fields(name: str) -> dict[str, Any]:
+    """The fields of conf/model/<name>.yaml, after the files its ``defaults`` list names (read
+    directly: this runs inside neumip-bench's own hydra app)."""
+    from omegaconf import OmegaConf
+
+    from btf_data.cli.conf_dir import CONF_DIR
+
+    node = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml")
+    parents = [str(p) for p in node.pop("defaults", [])]
+    merged = OmegaConf.create()
+    for parent in parents + ([] if "_self_" in parents else ["_self_"]):
+        merged = OmegaConf.merge(merged, node if parent == "_self_" else model_fields(parent))
+    return dict(OmegaConf.to_container(merged))
 
 
 @dataclass

@@ -3,6 +3,7 @@ material, split by light elevation, with the size of the method's representation
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -18,7 +19,7 @@ from neumip.model import NeuMIP
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
 from renderer.bench.cells import cell_key
-from renderer.bench.config import NEUMIP_METHODS, SuiteConfig
+from renderer.bench.config import NEUMIP_METHODS, SuiteConfig, model_fields
 
 
 @dataclass
@@ -73,10 +74,13 @@ def level_rows(scores: list[LevelScore]) -> list[dict[str, Any]]:
 
 def neumip_cell(
     mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, cells: Path, progress: bool
-) -> tuple[Path, Any]:
-    """(cell folder, compute function) of a NeuMIP method: train with ``neumip-train`` (resumed
-    when a checkpoint of an interrupted run is there), then score the held-out pairs."""
+) -> tuple[Path, Any, Any]:
+    """(cell folder, compute function, validity check) of a NeuMIP method: train with
+    ``neumip-train`` (resumed when a checkpoint of an interrupted run is there), then score the
+    held-out pairs. A kept result or checkpoint of another architecture (conf/model/<name>.yaml
+    edited since) is not reused."""
     model = NEUMIP_METHODS[method]
+    arch = {k: v for k, v in model_fields(model).items() if k != "backend"}
     overrides = [*suite.train_overrides, *suite.method_overrides.get(method, [])]
     key = cell_key(mat.name, str(mat.path), model, seed, overrides, suite.levels)
     cell_dir = cells / mat.name / f"{method}_seed{seed}_{key}"
@@ -96,7 +100,9 @@ def neumip_cell(
             f"progress={str(progress).lower()}",
             *overrides,
         ]
-        if (train_dir / "checkpoints" / "train_time.json").exists():
+        if ckpt.exists() and _trained_arch(ckpt) != arch:
+            subprocess.run(cmd + ["overwrite=true"], check=True)  # the model config changed
+        elif (train_dir / "checkpoints" / "train_time.json").exists():
             pass  # finished training; only the scoring below was missing
         elif ckpt.exists():
             subprocess.run(cmd + ["resume=true"], check=True)
@@ -116,9 +122,16 @@ def neumip_cell(
             "bytes_fp16": 2 * params,
             "checkpoint": str(ckpt),
             "minutes_to_30db_l0": minutes_to(train_dir, 30.0, timing["seconds"]),
+            "model": arch,
         }
 
-    return cell_dir, compute
+    return cell_dir, compute, lambda kept: kept.get("model", arch) == arch
+
+
+def _trained_arch(ckpt: Path) -> dict[str, Any]:
+    """The architecture a checkpoint was trained with (its model config without the backend)."""
+    net = NeuMIP.load(ckpt)
+    return {k: v for k, v in dataclasses.asdict(net.cfg).items() if k != "backend"}
 
 
 def minutes_to(train_dir: Path, target: float, seconds: float) -> float | None:

@@ -15,7 +15,7 @@ import torch
 from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
 from neumip.mlp_backends import tcnn_available
 from neumip.model import NeuMIP
-from renderer.bench.config import NEUMIP_METHODS
+from renderer.bench.config import NEUMIP_METHODS, model_fields
 
 
 def best_of(fn: Callable[[], Any], repeats: int = 3, sync: Callable[[], None] = lambda: None) -> float:
@@ -70,7 +70,7 @@ def query_rows(device: str, batch: int, gflops: dict[str, float], resolution: in
     rows = []
     for method in ("neumip", "neumip_plus"):
         for backend in backends:
-            cfg = ModelConfig(**{**_model_fields(NEUMIP_METHODS[method]), "backend": backend})
+            cfg = ModelConfig(**{**model_fields(NEUMIP_METHODS[method]), "backend": backend})
             model = NeuMIP(cfg, resolution).to(device).eval()
             with torch.no_grad():
                 x = torch.randn(batch, model.decoder.n_in, device=device)
@@ -93,21 +93,6 @@ def query_rows(device: str, batch: int, gflops: dict[str, float], resolution: in
                 }
             )
     return rows
-
-
-def _model_fields(name: str) -> dict[str, Any]:
-    """The fields of conf/model/<name>.yaml, after the files its ``defaults`` list names (read
-    directly: this runs inside neumip-bench's own hydra app)."""
-    from omegaconf import OmegaConf
-
-    from btf_data.cli.conf_dir import CONF_DIR
-
-    node = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml")
-    parents = [str(p) for p in node.pop("defaults", [])]
-    merged = OmegaConf.create()
-    for parent in parents + ([] if "_self_" in parents else ["_self_"]):
-        merged = OmegaConf.merge(merged, node if parent == "_self_" else _model_fields(parent))
-    return dict(OmegaConf.to_container(merged))
 
 
 def train_rows(

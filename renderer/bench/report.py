@@ -245,10 +245,7 @@ def write_plots(results: dict[str, Any], out: Path) -> dict[str, Path]:
             ax.axis("off")
         fig.suptitle("Held-out PSNR per level and method", fontsize=10)
         fig.tight_layout()
-        written["psnr_png"] = out / "psnr_per_level.png"
-        with atomic_path(written["psnr_png"]) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
+        written["psnr_png"] = _save(fig, out / "psnr_per_level.png")
     bars = []
     for device, d in results["speed"].items():
         for r in d.get("queries", []) if isinstance(d.get("queries"), list) else []:
@@ -272,8 +269,15 @@ def write_plots(results: dict[str, Any], out: Path) -> dict[str, Path]:
         ax.legend(fontsize=7)
         ax.set_title("NeuMIP query throughput against its bound", fontsize=9)
         fig.tight_layout()
-        written["speed_png"] = out / "speed.png"
-        with atomic_path(written["speed_png"]) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
+        written["speed_png"] = _save(fig, out / "speed.png")
     return written
+
+
+def _save(fig, path: Path) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

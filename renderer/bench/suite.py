@@ -46,25 +46,22 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent
+    ).stdout.strip()
+
+
 def git_revision() -> str:
+    """The commit the numbers come from, marked when the working tree differs from it."""
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-        return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
+        rev, dirty = (
+            _git("rev-parse", "--short", "HEAD"),
+            _git("status", "--porcelain", "--untracked-files=no"),
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
 
 
 def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:

@@ -17,7 +17,7 @@ install: $(STAMP)
 
 # The main job on the default material: make its BTF (skipped when it exists), train NeuMIP (model=plus,
 # the best model that fits the demo's time: 1-2 dB above model=full at every level) with
-# the cpu preset (about 10 minutes on 2 cores), evaluate it on the held-out directions, and render
+# the cpu preset (about 7 minutes on 2 cores), evaluate it on the held-out directions, and render
 # the plane scene with it beside the measured BTF, the naive, LEAN and MIPNet SVBRDF mipmaps and the
 # supersampled reference.
 demo: install

@@ -104,6 +104,7 @@ class Trainer:
         self.sampler = PyramidSampler(self.btf, scfg, self.device, seed=cfg.seed)
         self.step = 0
         self.run = None
+        self._seconds_before, self._fit_t0 = 0.0, None
         if cfg.resume:
             self._resume()
 
@@ -117,8 +118,14 @@ class Trainer:
             **optim_meta,
             "rng_numpy": self.sampler.rng.bit_generator.state,
             "train_config": asdict(self.cfg),
+            "train_seconds": self.train_seconds(),
         }
         return tensors, meta
+
+    def train_seconds(self) -> float:
+        """Seconds of training so far, over every resumed part of the run."""
+        running = time.perf_counter() - self._fit_t0 if self._fit_t0 is not None else 0.0
+        return self._seconds_before + running
 
     def save(self) -> Path:
         tensors, meta = self._state_tensors()
@@ -158,6 +165,7 @@ class Trainer:
         torch.set_rng_state(tensors["rng.torch"])
         self.sampler.rng.bit_generator.state = meta["rng_numpy"]
         self.step = meta["step"]
+        self._seconds_before = float(meta.get("train_seconds", 0.0))  # older checkpoints: unknown, 0
         log.info("resumed from %s at step %d", self.ckpt_path, self.step)
 
     # -- logging -------------------------------------------------------------------------------
@@ -218,7 +226,9 @@ class Trainer:
         cfg = self.cfg
         self._start_logger()
         self.curves = TrainingCurves(self.out_dir, self.step if self.cfg.resume else None)
+        (self.out_dir / "checkpoints" / "train_time.json").unlink(missing_ok=True)  # not finished yet
         t0, start = time.perf_counter(), self.step
+        self._fit_t0 = t0
         bar = tqdm(total=cfg.schedule.steps, initial=self.step, desc="train", unit="step",
                    disable=not cfg.progress)
         try:
@@ -244,6 +254,8 @@ class Trainer:
         bar.close()
         seconds = time.perf_counter() - t0
         path = self.save()
+        total = self.train_seconds()
+        self._seconds_before, self._fit_t0 = total, None
         scores = self.evaluate(final=True)
         steps = self.step - start
         qps = steps * cfg.schedule.batch_size / max(seconds, 1e-9)
@@ -251,7 +263,8 @@ class Trainer:
                  f"{qps:,.0f} training queries/s on {self.device}")
         write_report(scores, path.parent, title)
         with (path.parent / "train_time.json").open("w") as f:
-            json.dump({"steps": steps, "seconds": seconds, "queries_per_second": qps}, f)
+            json.dump({"steps": steps, "seconds": seconds, "queries_per_second": qps,
+                       "total_steps": self.step, "total_seconds": total}, f)
         print(scores_markdown(scores, title))
         if self.run is not None:
             self.run.summary.update({"train_seconds": seconds, "train_qps": qps})

@@ -7,7 +7,7 @@ never aliases, blurs along the short axis at grazing angles) or their geometric 
 sharper at grazing angles, may alias along the long axis); lod = log2(footprint) clamped to
 [0, L-1]. ``aniso`` filters as GPU anisotropic filtering does: n = min(max_aniso,
 ceil(major / minor)) trilinear probes spaced evenly along the footprint's major axis, each at
-the lod of major / n (the minor axis's, unless the probe count is capped), averaged; every
+the minor axis's lod (that of major / max_aniso when the count is capped), averaged; every
 material gets it through the same ``eval``. Points where wi or wo is below the horizon are black,
 and so is the background.
 """
@@ -96,7 +96,8 @@ def anisotropic_probes(uv: torch.Tensor, duvdx: torch.Tensor, duvdy: torch.Tenso
                        n_levels: int, max_aniso: int) -> AnisoProbes:
     """Probes for queries at uv (N, 2) with footprint axes duv/dx, duv/dy (N, 2): along the
     longer axis, n = clamp(ceil(major / minor), 1, max_aniso) probes at offsets (i + 0.5) / n - 0.5
-    of it, each at lod log2(major / n texels), clamped to [0, L-1]."""
+    of it, each at the minor axis's lod, log2(max(minor, major / max_aniso) texels) (a capped
+    count widens the probes so that they still cover the footprint), clamped to [0, L-1]."""
     lx = (duvdx[:, 0] ** 2 + duvdx[:, 1] ** 2).sqrt()
     ly = (duvdy[:, 0] ** 2 + duvdy[:, 1] ** 2).sqrt()
     x_major = lx >= ly
@@ -109,7 +110,8 @@ def anisotropic_probes(uv: torch.Tensor, duvdx: torch.Tensor, duvdy: torch.Tenso
     i = torch.arange(owner.shape[0], device=uv.device) - first[owner]
     n = count[owner].to(uv.dtype)
     t = (i.to(uv.dtype) + 0.5) / n - 0.5
-    lod = torch.log2((major[owner] / n).clamp_min(1e-12)).clamp(0.0, float(n_levels - 1))
+    width = torch.maximum(minor, major / max_aniso)[owner]
+    lod = torch.log2(width.clamp_min(1e-12)).clamp(0.0, float(n_levels - 1))
     return AnisoProbes(uv[owner] + t[:, None] * axis[owner], lod, owner, (1.0 / n)[:, None])
 
 

@@ -83,8 +83,8 @@ def test_official_lod_mixture(tmp_path):
     # the geometric part: P(lod > 2) = 0.3 * (top - 2) / top + 0.6 / 16
     assert float((lod > 2).float().mean()) == pytest.approx(0.3 * (top - 2) / top + 0.6 / 16, abs=0.01)
     assert float(lod.max()) <= top
-    with pytest.raises(ValueError, match="lod_sampling"):
-        PyramidSampler(BTFFile(path), SamplerConfig(lod_sampling="bogus"))
+    with BTFFile(path) as btf, pytest.raises(ValueError, match="lod_sampling"):
+        PyramidSampler(btf, SamplerConfig(lod_sampling="bogus"))
 
 
 def test_shadow_mask_multiplies_the_decoded_rgb():
@@ -162,10 +162,10 @@ def test_scores_split_by_light_band(tmp_path):
     write_small_btf(path)
     with BTFFile(path) as btf:
 
-        def exact(uv, wi, wo, lod):  # the ground truth itself, read back from the file
+        def black(uv, wi, wo, lod):  # a zero prediction: every error is the ground truth's own value
             return torch.zeros(uv.shape[0], 3)
 
-        scores = evaluate_query(exact, btf, levels=2, subset="all")
+        scores = evaluate_query(black, btf, levels=2, subset="all")
         theta = np.degrees(np.arccos(btf.wi_dirs[:, 2]))
         pairs = btf.pairs("all")
         n_mid = int(((theta[pairs[:, 1]] >= 35) & (theta[pairs[:, 1]] < 60)).sum())

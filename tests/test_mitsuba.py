@@ -380,3 +380,21 @@ def test_textured_plane_agrees_with_the_project_renderer(kind, tmp_path):
     mirrored = _psnr_tonemapped(ours[::-1, :], theirs)
     assert agree > 38.0, agree  # measured 2026-11-25: 50.1 (measured), 42.5 dB (NeuMIP)
     assert agree > mirrored + 15.0, (agree, mirrored)  # mirrored: 20.2, 13.7 dB
+
+
+@pytest.mark.parametrize("sampling", ["cosine", "lobe"])
+def test_direct_light_from_an_environment_is_complete(sampling):
+    """max_depth 1 (direct light only): a white Lambertian plane facing a uniform sky reflects the
+    sky's radiance; the emitter sample takes the whole weight on the last bounce."""
+    from renderer.materials import ConstantMaterial
+    from renderer.mitsuba.bsdf import material_bsdf
+
+    white = ConstantMaterial((1 / math.pi,) * 3)
+    plane = {"type": "rectangle", "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(10.0),
+             "bsdf": material_bsdf(white, 1, 1, sampling=sampling)}
+    scene = mi.load_dict({"type": "scene", "integrator": {"type": "neumip_path", "max_depth": 1},
+                          "sensor": camera([0, 3, 0.01], [0, 0, 0], [0, 0, -1], 16, 16, 256),
+                          "env": {"type": "constant", "radiance": {"type": "rgb", "value": 0.5}},
+                          "plane": plane})
+    img = np.array(mi.render(scene))[..., :3]
+    assert img.mean() == pytest.approx(0.5, rel=0.02)

@@ -16,7 +16,10 @@ from btf_data.atomic import atomic_path
 
 
 def cell_key(*parts: Any) -> str:
-    """A short stable hash of a cell's defining values (configs as JSON, sorted keys)."""
+    """A short stable hash of a cell's defining values (configs as JSON, sorted keys). A cell is
+    keyed by what its caller passes (data file, method, seed, overrides as given, render sizes,
+    checkpoint contents); a config file edited in place behind an override such as
+    ``preset=cpu`` is not seen (NeuMIP model files are checked): use ``rerun=true`` then."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from btf_data.btf_file import BTFFile
+from btf_data.btf_file import BTFFile, file_fingerprint
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
 from renderer.bench.cells import cell_key
@@ -35,11 +35,13 @@ def image_cell(
     """(cell folder, compute function) of one material's rendered comparison. ``checkpoints``:
     the trained NeuMIP checkpoint of each NeuMIP method (seed 0); methods without one are
     skipped and say so."""
+    # the checkpoints by content, not only by path: a retrained cell reuses its path
+    trained = {m: file_fingerprint(c) for m, c in sorted(checkpoints.items()) if Path(c).exists()}
     key = cell_key(
         mat.name,
         str(mat.path),
         methods,
-        checkpoints,
+        trained,
         suite.render_width,
         suite.render_height,
         suite.reference_spp,

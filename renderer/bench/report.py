@@ -34,6 +34,12 @@ def method_levels(m: dict[str, Any]) -> tuple[list[float] | None, str]:
     return [r["psnr"] for r in m["levels"]], ""
 
 
+def _seed_mean_psnr(values: list[float | None]) -> float | None:
+    """PSNR of the mean MSE of several runs' PSNRs (None and NaN left out)."""
+    ok = [v for v in values if v is not None and math.isfinite(v)]
+    return psnr(float(np.mean([10 ** (-v / 10) for v in ok]))) if ok else None
+
+
 def _cell_field(m: dict[str, Any], key: str) -> float | None:
     rows = [s for s in m.get("seeds", {"-": m}).values() if key in s]
     return float(np.mean([s[key] for s in rows])) if rows else None
@@ -76,15 +82,18 @@ def quality_md(results: dict[str, Any]) -> list[str]:
                 )
                 continue
             values = (values + [None] * levels)[:levels]  # a file with fewer levels: "—"
-            first = next(s for s in m["seeds"].values() if "levels" in s) if "seeds" in m else m
-            lv0 = first["levels"][0] if first.get("levels") else {}
+            runs = [s for s in m["seeds"].values() if "levels" in s] if "seeds" in m else [m]
+            grazing = _seed_mean_psnr(
+                [(r["levels"][0].get("psnr_by_light") or {}).get(GRAZING) for r in runs]
+            )
+            cos = _seed_mean_psnr([r["levels"][0].get("psnr_cos") for r in runs])
             coarse = [v for v in values[1:6] if v is not None and math.isfinite(v)]
             seconds = _cell_field(m, "train_seconds") or _cell_field(m, "build_seconds")
             lines.append(
                 f"| {method} | "
                 + " | ".join(_fmt(v) for v in values)
                 + f" | {_fmt(sum(coarse) / len(coarse) if coarse else None)} | "
-                f"{_fmt((lv0.get('psnr_by_light') or {}).get(GRAZING))} | {_fmt(lv0.get('psnr_cos'))} | "
+                f"{_fmt(grazing)} | {_fmt(cos)} | "
                 f"{_mib(_cell_field(m, 'bytes_fp32'))} | {_fmt(seconds, '.0f')} | {note} |"
             )
         lines.append("")

@@ -136,6 +136,13 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
                 checkpoints[mat.name][method] = result["checkpoint"]
         else:
             entry["methods"][method] = result
+    if "quality" not in parts:  # images and speed still use the NeuMIP cells finished before
+        for mat in mats:
+            for method in (m for m in suite.methods if m in NEUMIP_METHODS):
+                cell_dir, _, valid = neumip_cell(mat, method, suite.seeds[0], suite, cells, cfg.progress)
+                kept = cell_dir / "result.json"
+                if kept.exists() and valid(result := json.loads(kept.read_text())) and "checkpoint" in result:
+                    checkpoints[mat.name][method] = result["checkpoint"]
     if "images" in parts:
         render_methods = suite.render_methods or suite.methods
         for mat in tqdm(mats, desc="image cells", unit="material", disable=not cfg.progress):

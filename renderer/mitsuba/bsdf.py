@@ -56,7 +56,7 @@ _ids = itertools.count()
 
 @torch.no_grad()
 def fit_lobe_alpha(
-    material: Any, n_texels: int = 32, n_views: int = 4, grid: int = 64, seed: int = 0
+    material: Any, n_texels: int = 32, n_views: int = 4, grid: int = 64, seed: int = 0, device: str = "cpu"
 ) -> float:
     """GGX roughness of the material's average lobe: for random texels and views, the material's
     luminance over a grid of cosine-distributed light directions (so that the luminance is each
@@ -78,7 +78,8 @@ def fit_lobe_alpha(
         )
         uv = torch.rand(n_texels, 1, 2, generator=g).expand(n_texels, wi.shape[0], 2).reshape(-1, 2)
         wi_all = wi.repeat(n_texels, 1)
-        rgb = material.eval(uv, wi_all, wo.expand_as(wi_all), torch.zeros(uv.shape[0]))
+        rgb = material.eval(uv.to(device), wi_all.to(device), wo.expand_as(wi_all).to(device),
+                            torch.zeros(uv.shape[0], device=device)).cpu()
         h = torch.nn.functional.normalize(wi_all + wo, dim=1)
         weights.append(rgb.mean(1).clamp_min(0))
         slopes.append((h[:, 0] ** 2 + h[:, 1] ** 2).sqrt() / h[:, 2].clamp_min(1e-3))
@@ -98,7 +99,8 @@ def register_named(
     ``material_id`` is ``key`` (XML scenes name their materials this way)."""
     if sampling not in ("cosine", "lobe"):
         raise ValueError(f"sampling must be cosine or lobe, got {sampling!r}")
-    alpha = fit_lobe_alpha(material) if sampling == "lobe" else 1.0
+    device = "cuda" if mi.variant().startswith("cuda") else "cpu"  # where Dr.Jit hands torch its arrays
+    alpha = fit_lobe_alpha(material, device=device) if sampling == "lobe" else 1.0
     _MATERIALS[key] = Registered(
         material, resolution, n_levels, RenderSettings(lod_mode=lod_mode, progress=False), sampling, alpha
     )
@@ -231,7 +233,9 @@ def _mis(a: mi.Float, b: mi.Float) -> mi.Float:
 
 class FootprintPathIntegrator(mi.SamplingIntegrator):
     """A unidirectional path tracer (emitter sampling + BSDF sampling, MIS) whose camera-ray hits
-    carry their uv derivatives, so that project materials filter by the pixel's footprint."""
+    carry their uv derivatives, so that project materials filter by the pixel's footprint.
+    ``max_depth`` counts surface interactions: 1 is direct lighting (Mitsuba's own integrators
+    call that max_depth 2)."""
 
     def __init__(self, props: mi.Properties) -> None:
         mi.SamplingIntegrator.__init__(self, props)
@@ -279,10 +283,13 @@ class FootprintPathIntegrator(mi.SamplingIntegrator):
             ds, em_weight = scene.sample_emitter_direction(si, sampler.next_2d(active), True, active)
             wo = si.to_local(ds.d)
             f, bsdf_pdf = bsdf.eval_pdf(ctx, si, wo, active & (ds.pdf != 0))
-            w_em = dr.select(ds.delta, 1.0, _mis(ds.pdf, bsdf_pdf))
+            last = depth + 1 == self.max_depth
+            # On the last bounce no BSDF sample follows to share the emitter's light with: the
+            # emitter sample takes it all (weight 1), else the power heuristic's share.
+            w_em = dr.select(ds.delta | last, 1.0, _mis(ds.pdf, bsdf_pdf))
             result += throughput * f * em_weight * w_em
-            if depth + 1 == self.max_depth:
-                break  # a further BSDF sample could not reach an emitter within max_depth
+            if last:
+                break
             # BSDF sampling
             bs, weight = bsdf.sample(ctx, si, sampler.next_1d(active), sampler.next_2d(active), active)
             throughput *= weight

@@ -125,7 +125,14 @@ def neumip_cell(
             "model": arch,
         }
 
-    return cell_dir, compute, lambda kept: kept.get("model", arch) == arch
+    def still_valid(kept: dict[str, Any]) -> bool:
+        """The kept result's architecture (recorded, or read from its checkpoint) is today's."""
+        if "model" in kept:
+            return kept["model"] == arch
+        ckpt = Path(kept.get("checkpoint", ""))
+        return ckpt.is_file() and _trained_arch(ckpt) == arch
+
+    return cell_dir, compute, still_valid
 
 
 def _trained_arch(ckpt: Path) -> dict[str, Any]:

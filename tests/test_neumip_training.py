@@ -208,7 +208,8 @@ def test_every_train_config_composes(preset, model, dirs):
     assert train.out_dir.endswith(f"/{model}")
     assert train.model.shadow_mask and train.model.depth_scale == 0.05  # the official choices
     assert train.model.direction_encoding == "xy"
-    assert (train.model.latent_channels, train.model.decoder_width) == ((16, 64) if model == "plus" else (7, 32))
+    width = (train.model.latent_channels, train.model.decoder_width)
+    assert width == ((16, 64) if model == "plus" else (7, 32))
     assert train.schedule.lod_sampling == "official"
     if dirs == "random":
         assert train.data.generate.directions == "random"

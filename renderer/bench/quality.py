@@ -100,14 +100,11 @@ def neumip_cell(
             f"progress={str(progress).lower()}",
             *overrides,
         ]
+        finished = (train_dir / "checkpoints" / "train_time.json").exists()  # then only scoring is left
         if ckpt.exists() and _trained_arch(ckpt) != arch:
             subprocess.run(cmd + ["overwrite=true"], check=True)  # the model config changed
-        elif (train_dir / "checkpoints" / "train_time.json").exists():
-            pass  # finished training; only the scoring below was missing
-        elif ckpt.exists():
-            subprocess.run(cmd + ["resume=true"], check=True)
-        else:
-            subprocess.run(cmd + ["overwrite=true"], check=True)
+        elif not finished:
+            subprocess.run(cmd + ["resume=true" if ckpt.exists() else "overwrite=true"], check=True)
         net = NeuMIP.load(ckpt)
         with BTFFile(mat.path) as btf:
             scores = evaluate_levels(net, btf, suite.levels, "held_out")

@@ -3,6 +3,7 @@ then write RESULTS.md, results.json and the plots into a fresh run folder (and d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -29,13 +30,13 @@ from renderer.bench.speed import frame_rows, fresh_checkpoint, gemm_gflops, quer
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # /proc/cpuinfo names the model on Linux only
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu,

@@ -71,7 +71,8 @@ def image_cell(
                 desc=f"reference, seed {seed}",
             )
             refs.append(img)
-            ref_seconds = ref_seconds or time.perf_counter() - t0
+            if seed == 0:
+                ref_seconds = time.perf_counter() - t0
         ref = refs[0]
         noise = score(ref, refs[1], "reference noise")[0]
         write_png(cell_dir / "reference.png", ref)

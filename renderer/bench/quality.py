@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -184,8 +183,3 @@ def empty_reason(mat: MaterialFile, method: str) -> str | None:
     if method in SVBRDF_METHODS and not mat.synthetic:
         return "no SVBRDF maps (a measured BTF): SVBRDF methods need them"
     return None
-
-
-def finite_mean(values: list[float]) -> float:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(vals) / len(vals) if vals else float("nan")

@@ -8,7 +8,6 @@ import json
 import platform
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -207,7 +206,3 @@ def _guard(fn) -> Any:
         return fn()
     except Exception as e:  # noqa: BLE001 - recorded in the results
         return {"error": f"{type(e).__name__}: {e}"}
-
-
-def command_line() -> str:
-    return " ".join(["neumip-bench", *sys.argv[1:]])

@@ -122,3 +122,28 @@ def test_a_kept_cell_is_recomputed_when_no_longer_valid(tmp_path):
         tmp_path / "c", compute, still_valid=lambda kept: kept["model"] == {"latent_channels": 9}
     )
     assert changed["reused"] is False and changed["model"] == {"latent_channels": 9} and len(calls) == 2
+
+
+def test_seeds_and_families_of_a_budgeted_suite():
+    from renderer.bench.quality import MaterialFile, empty_reason
+
+    suite = tiny_suite(
+        seeds=[0, 1],
+        family_seeds={"normal-mapped": [0]},
+        method_seeds={"neumip_no_offset": [3]},
+        method_families={"neumip_no_offset": ["displaced"]},
+    )
+    assert suite.seeds_of("neumip", "displaced") == [0, 1]
+    assert suite.seeds_of("neumip", "normal-mapped") == [0]
+    assert suite.seeds_of("neumip_no_offset", "displaced") == [3]
+    flat = MaterialFile("bumps_flat", None, "normal-mapped", True, 0, 0)
+    bumps = MaterialFile("bumps", None, "displaced", True, 0, 0)
+    measured = MaterialFile("carpet", None, "measured", False, 0, 0)
+    assert empty_reason(bumps, "neumip_no_offset", suite) is None
+    assert "normal-mapped" in empty_reason(flat, "neumip_no_offset", suite)
+    assert empty_reason(flat, "neumip", suite) is None
+    assert "SVBRDF maps" in empty_reason(measured, "lean", suite)
+    with pytest.raises(ValueError, match="method_families"):
+        tiny_suite(method_families={"neumip_no_offset": ["bumpy"]})
+    with pytest.raises(ValueError, match="family_seeds"):
+        tiny_suite(family_seeds={"displaced": []})

@@ -17,6 +17,9 @@ NEUMIP_METHODS = {
     "neumip_single_level": "single_level",
 }
 
+#: Material families (quality.describe): SVBRDF maps with a normal map, with a heightfield, or none.
+FAMILIES = ("normal-mapped", "displaced", "measured")
+
 
 def model_fields(name: str) -> dict[str, Any]:
     """The fields of conf/model/<name>.yaml, after the files its ``defaults`` list names (read
@@ -53,6 +56,14 @@ class SuiteConfig:
     method_overrides: dict[str, list[str]] = field(default_factory=dict)
     """Further neumip-train options of one NeuMIP method (e.g. neumip_plus: its longer schedule)."""
     seeds: list[int] = field(default_factory=lambda: [0])
+    """Seeds of every NeuMIP cell, unless family_seeds or method_seeds say otherwise."""
+    family_seeds: dict[str, list[int]] = field(default_factory=dict)
+    """Seeds of the NeuMIP cells of one material family (normal-mapped, displaced, measured)."""
+    method_seeds: dict[str, list[int]] = field(default_factory=dict)
+    """Seeds of one NeuMIP method (first choice; e.g. the ablations: one seed)."""
+    method_families: dict[str, list[str]] = field(default_factory=dict)
+    """The material families one method runs on (default: every family it applies to); its other
+    cells stay empty and the table says so."""
     levels: int = 6
     fit_steps: int | None = None
     """The fit baseline's steps (None: its default)."""
@@ -73,7 +84,22 @@ class SuiteConfig:
             require(m in known, "suite.methods", m, f"one of {', '.join(known)}")
         require(self.levels >= 1, "suite.levels", self.levels, ">= 1")
         require(self.reference_spp >= 1, "suite.reference_spp", self.reference_spp, ">= 1")
-        require(bool(self.seeds), "suite.seeds", self.seeds, "at least one seed")
+        for name, seeds in [
+            ("suite.seeds", self.seeds),
+            *(
+                (f"suite.{group}.{k}", v)
+                for group in ("family_seeds", "method_seeds")
+                for k, v in getattr(self, group).items()
+            ),
+        ]:
+            require(bool(seeds), name, seeds, "at least one seed")
+        for method, families in self.method_families.items():
+            for f in families:
+                require(f in FAMILIES, f"suite.method_families.{method}", f, f"one of {', '.join(FAMILIES)}")
+
+    def seeds_of(self, method: str, family: str) -> list[int]:
+        """The seeds of one NeuMIP method on a material of one family."""
+        return self.method_seeds.get(method) or self.family_seeds.get(family) or self.seeds
 
 
 @dataclass

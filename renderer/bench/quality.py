@@ -178,8 +178,13 @@ def svbrdf_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path)
     return cell_dir, compute
 
 
-def empty_reason(mat: MaterialFile, method: str) -> str | None:
+def empty_reason(mat: MaterialFile, method: str, suite: SuiteConfig) -> str | None:
     """Why a (material, method) cell is empty by design, or None."""
     if method in SVBRDF_METHODS and not mat.synthetic:
         return "no SVBRDF maps (a measured BTF): SVBRDF methods need them"
+    families = suite.method_families.get(method)
+    if families and mat.family not in families:
+        return (
+            f"not run on {mat.family} materials by this suite (suite.method_families: {', '.join(families)})"
+        )
     return None

@@ -93,7 +93,7 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
             (m, meth, s)
             for m in mats
             for meth in suite.methods
-            for s in (suite.seeds if meth in NEUMIP_METHODS else [None])
+            for s in (suite.seeds_of(meth, m.family) if meth in NEUMIP_METHODS else [None])
         ]
         if "quality" in parts
         else []
@@ -111,7 +111,7 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
             },
         )
         bar.set_postfix_str(f"{mat.name} / {method}" + (f" / seed {seed}" if seed is not None else ""))
-        reason = empty_reason(mat, method)
+        reason = empty_reason(mat, method, suite)
         if reason:
             entry["methods"][method] = {"empty": reason}
             continue
@@ -139,7 +139,8 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     if "quality" not in parts:  # images and speed still use the NeuMIP cells finished before
         for mat in mats:
             for method in (m for m in suite.methods if m in NEUMIP_METHODS):
-                cell_dir, _, valid = neumip_cell(mat, method, suite.seeds[0], suite, cells, cfg.progress)
+                seed = suite.seeds_of(method, mat.family)[0]
+                cell_dir, _, valid = neumip_cell(mat, method, seed, suite, cells, cfg.progress)
                 kept = cell_dir / "result.json"
                 if kept.exists() and valid(result := json.loads(kept.read_text())) and "checkpoint" in result:
                     checkpoints[mat.name][method] = result["checkpoint"]

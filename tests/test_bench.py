@@ -10,6 +10,7 @@ import time
 import pytest
 
 from renderer.bench.config import BenchConfig, SuiteConfig
+from renderer.bench.report import README_BEGIN, README_END
 from renderer.bench.speed import bound_qps, mlp_flops
 from renderer.bench.suite import run_bench
 from tests.conftest import write_small_btf
@@ -61,7 +62,9 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
         threads=1,
         publish=True,
         docs_dir=str(tmp_path / "docs"),
+        readme=str(tmp_path / "README.md"),
     )
+    (tmp_path / "README.md").write_text(f"# x\n{README_BEGIN}\nold table\n{README_END}\nrest\n")
     t0 = time.perf_counter()
     written = run_bench(cfg, "neumip-bench (test)")
     assert time.perf_counter() - t0 < 120
@@ -91,6 +94,12 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     assert "no SVBRDF maps" in md and "neumip-bench (test)" in md
     for name in ("RESULTS.md", "results.json", "psnr_per_level.png", "speed.png", "compare_bumps.png"):
         assert (tmp_path / "docs" / name).exists(), name
+    readme = (tmp_path / "README.md").read_text()
+    assert (
+        "old table" not in readme and readme.startswith("# x\n") and readme.endswith(f"{README_END}\nrest\n")
+    )
+    assert "](docs/RESULTS.md)" in readme and "| bumps | displaced | " in readme
+    assert "## Headline" in md and "## Checked against the literature" in md
 
     # A second run reuses the finished cells (the failed one is tried again, and now works).
     monkeypatch.setattr(quality, "build_pyramid", real)

@@ -114,6 +114,8 @@ class BenchConfig:
     publish: bool = False
     """Copy RESULTS.md, results.json and the plots into docs/ (docs/RESULTS.md ...)."""
     docs_dir: str = "docs"
+    readme: str = "README.md"
+    """With publish: the README whose headline block (between neumip-bench's markers) is rewritten."""
     only: list[str] = field(default_factory=list)
     """Run only these parts: quality, images, speed (empty: all)."""
     threads: int | None = None

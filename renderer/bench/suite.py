@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from renderer.bench.cells import run_cell
 from renderer.bench.config import NEUMIP_METHODS, BenchConfig
 from renderer.bench.images import image_cell
 from renderer.bench.quality import empty_reason, material_files, neumip_cell, svbrdf_cell
-from renderer.bench.report import write_plots, write_results_md
+from renderer.bench.report import update_readme, write_plots, write_results_md
 from renderer.bench.speed import frame_rows, fresh_checkpoint, gemm_gflops, query_rows, train_rows
 
 
@@ -168,6 +169,10 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
         for path in list(written.values()) + sorted(run_dir.glob("compare_*.png")):
             with atomic_path(docs / path.name) as tmp:
                 shutil.copyfile(path, tmp)
+        readme = Path(cfg.readme)
+        link = Path(os.path.relpath(docs / "RESULTS.md", readme.resolve().parent)).as_posix()
+        if not update_readme(readme, results, link):
+            tqdm.write(f"{readme}: no neumip-bench headline markers (or no file); README not updated")
     return written
 
 

@@ -72,7 +72,13 @@ def level_rows(scores: list[LevelScore]) -> list[dict[str, Any]]:
 
 
 def neumip_cell(
-    mat: MaterialFile, method: str, seed: int, suite: SuiteConfig, cells: Path, progress: bool
+    mat: MaterialFile,
+    method: str,
+    seed: int,
+    suite: SuiteConfig,
+    cells: Path,
+    progress: bool,
+    threads: int | None = None,
 ) -> tuple[Path, Any, Any]:
     """(cell folder, compute function, validity check) of a NeuMIP method: train with
     ``neumip-train`` (resumed when a checkpoint of an interrupted run is there), then score the
@@ -98,6 +104,7 @@ def neumip_cell(
             "logger.mode=disabled",
             f"progress={str(progress).lower()}",
             *overrides,
+            *([f"threads={threads}"] if threads else []),  # how it runs, not what it makes: not in the key
         ]
         finished = (train_dir / "checkpoints" / "train_time.json").exists()  # then only scoring is left
         if ckpt.exists() and _trained_arch(ckpt) != arch:

@@ -117,7 +117,7 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
             entry["methods"][method] = {"empty": reason}
             continue
         if method in NEUMIP_METHODS:
-            cell_dir, compute, valid = neumip_cell(mat, method, seed, suite, cells, cfg.progress)
+            cell_dir, compute, valid = neumip_cell(mat, method, seed, suite, cells, cfg.progress, cfg.threads)
             result = run_cell(cell_dir, compute, cfg.rerun, valid)
         else:
             cell_dir, compute = svbrdf_cell(mat, method, suite, cells)

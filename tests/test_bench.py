@@ -10,7 +10,7 @@ import time
 import pytest
 
 from renderer.bench.config import BenchConfig, SuiteConfig
-from renderer.bench.report import README_BEGIN, README_END
+from renderer.bench.report import README_BEGIN, README_END, cell_minutes
 from renderer.bench.speed import bound_qps, mlp_flops
 from renderer.bench.suite import run_bench
 from tests.conftest import write_small_btf
@@ -100,6 +100,7 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     )
     assert "](docs/RESULTS.md)" in readme and "| bumps | displaced | " in readme
     assert "## Headline" in md and "## Checked against the literature" in md
+    assert f"add up to {cell_minutes(res):.0f} min" in md and cell_minutes(res) >= neu["train_seconds"] / 60
 
     # A second run reuses the finished cells (the failed one is tried again, and now works).
     monkeypatch.setattr(quality, "build_pyramid", real)

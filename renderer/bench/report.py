@@ -300,6 +300,17 @@ def speed_md(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cell_minutes(results: dict[str, Any]) -> float:
+    """The compute time of every cell of the report, whichever run made it."""
+    seconds = 0.0
+    for mat in results["materials"].values():
+        for m in mat["methods"].values():
+            for run in m.get("seeds", {"-": m}).values():
+                seconds += run.get("train_seconds", 0.0) + run.get("build_seconds", 0.0)
+    seconds += sum(img.get("seconds", 0.0) for img in results["images"].values())
+    return seconds / 60
+
+
 def write_results_md(results: dict[str, Any], sheets: list[str]) -> str:
     m = results["machine"]
     head = [
@@ -310,7 +321,9 @@ def write_results_md(results: dict[str, Any], sheets: list[str]) -> str:
         f"- Machine: {m['cpu']}, {m['threads']} torch threads, GPU: {m['gpu'] or 'none'}; "
         f"torch {m['torch']}, Python {m['python']}",
         f"- This run took {results['seconds'] / 60:.1f} min (cells finished by earlier runs were reused "
-        "and cost nothing here; each cell's own time is in results.json).",
+        "and cost nothing here; each cell's own time is in results.json); the cells' own times add "
+        f"up to {cell_minutes(results):.0f} min (training, pyramid builds and renders, as each cell "
+        "ran: alone with 2 threads or two at a time with 1 thread each).",
         "- Every number below is read from `results.json` of the same run; nothing is edited by hand.",
         "",
         "![PSNR per level](psnr_per_level.png)",

@@ -11,7 +11,7 @@ import pytest
 
 from renderer.bench.config import BenchConfig, SuiteConfig
 from renderer.bench.report import README_BEGIN, README_END, cell_minutes
-from renderer.bench.speed import bound_qps, mlp_flops
+from renderer.bench.speed import QUERY_IO_FLOATS, bandwidth_bound_qps, bound_qps, mlp_flops
 from renderer.bench.suite import run_bench
 from tests.conftest import write_small_btf
 
@@ -39,6 +39,8 @@ def test_speed_bound_on_a_known_case():
     # tiny-cuda-nn layout of a 12 -> 32 x 3 -> 3 MLP: [32, 16], [32, 32], [32, 32], [16, 32]
     assert mlp_flops([(32, 16), (32, 32), (32, 32), (16, 32)]) == 2 * (512 + 1024 + 1024 + 512) == 6144
     assert bound_qps(6144, 61.44) == pytest.approx(10e6)
+    assert bandwidth_bound_qps(48, 4.8) == pytest.approx(100e6)  # 48 bytes/query at 4.8 GB/s
+    assert 4 * QUERY_IO_FLOATS == 48  # uv, wi, wo, lod in; rgb out
 
 
 def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
@@ -88,6 +90,8 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     assert cpu["gemm"]["fp32"] > 0 and cpu["gemm"]["bf16"] > 0
     assert {r["method"] for r in cpu["queries"]} == {"neumip", "neumip_plus"}
     assert all(r["query_qps"] > 0 and r["query_bound_fp32"] > r["query_qps"] for r in cpu["queries"])
+    assert cpu["bandwidth"]["gbps"] > 0
+    assert all(r["query_bound_bandwidth"] > r["query_qps"] for r in cpu["queries"])
     assert all(r["train_qps"] > 0 for r in cpu["training"]) and len(cpu["frames"]) == 2
     md = written["md"].read_text()
     assert "| lean | — |" in md and "failed: RuntimeError: injected failure" in md

@@ -239,24 +239,27 @@ def speed_md(results: dict[str, Any]) -> list[str]:
     lines = ["## Speed (each figure beside its bound, measured in the same run)", ""]
     for device, d in results["speed"].items():
         g = d.get("gemm", {})
+        bw = d.get("bandwidth", {})
         lines += [
             f"### {device}: 2048 GEMM {_fmt(g.get('fp32'), '.0f')} GFLOP/s fp32, "
-            f"{_fmt(g.get('bf16'), '.0f')} bf16",
+            f"{_fmt(g.get('bf16'), '.0f')} bf16; copy bandwidth {_fmt(bw.get('gbps'), '.1f')} GB/s",
             "",
         ]
         q = d.get("queries")
         if isinstance(q, list):
             lines += [
                 "| model | backend | decoder (M q/s) | bound fp32 / bf16 | whole query (M q/s) | "
-                "bound fp32 / bf16 | FLOP/query |",
-                "|---|---|---|---|---|---|---|",
+                "bound fp32 / bf16 | bound bytes / bandwidth | FLOP/query | bytes/query |",
+                "|---|---|---|---|---|---|---|---|---|",
             ]
             for r in q:
                 lines.append(
                     f"| {r['method']} | {r['backend']} | {r['decoder_qps'] / 1e6:.2f} | "
                     f"{r['decoder_bound_fp32'] / 1e6:.1f} / {r['decoder_bound_bf16'] / 1e6:.1f} | "
                     f"{r['query_qps'] / 1e6:.2f} | {r['query_bound_fp32'] / 1e6:.1f} / "
-                    f"{r['query_bound_bf16'] / 1e6:.1f} | {r['query_flops']} |"
+                    f"{r['query_bound_bf16'] / 1e6:.1f} | "
+                    f"{_fmt(r.get('query_bound_bandwidth', float('nan')) / 1e6, '.0f')} | "
+                    f"{r['query_flops']} | {r.get('query_bytes', '—')} |"
                 )
             lines.append("")
         elif q:

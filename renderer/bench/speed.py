@@ -1,6 +1,7 @@
-"""Speed cells: each figure beside its bound measured in the same run. Bounds: a query's
-multiply-add FLOPs over the GEMM rate this machine reaches (fp32 and bf16, 2048^3); measure alone,
-two torch jobs on the same cores slow each other far more than 2x."""
+"""Speed cells: each figure beside its bounds measured in the same run: a query's multiply-add
+FLOPs over the GEMM rate this machine reaches (fp32 and bf16, 2048^3), and the bytes any
+implementation must move per query (its inputs and outputs, fp32) over the memory bandwidth of a
+large copy. Measure alone: two torch jobs on the same cores slow each other far more than 2x."""
 
 from __future__ import annotations
 
@@ -39,6 +40,23 @@ def gemm_gflops(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float
     return 2 * n**3 / best_of(lambda: a @ b, sync=sync) / 1e9
 
 
+def copy_gbps(device: str = "cpu", n_floats: int = 2**26) -> float:
+    """GB/s of a large fp32 copy (bytes read plus bytes written): the memory bandwidth bound."""
+    a = torch.empty(n_floats, device=device).fill_(1.0)
+    b = torch.empty_like(a)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    return 2 * 4 * n_floats / best_of(lambda: b.copy_(a), sync=sync) / 1e9
+
+
+#: fp32 values a NeuMIP query reads (uv 2, wi 3, wo 3, lod 1) and writes (rgb 3).
+QUERY_IO_FLOATS = 9 + 3
+
+
+def bandwidth_bound_qps(bytes_per_query: int, gbps: float) -> float:
+    """Queries per second if moving each query's inputs and outputs once were the only cost."""
+    return gbps * 1e9 / bytes_per_query
+
+
 def mlp_flops(shapes: list[tuple[int, int]]) -> int:
     """Multiply-add FLOPs per query of an MLP's [out, in] matrices (2 per weight)."""
     return 2 * sum(r * c for r, c in shapes)
@@ -57,7 +75,9 @@ def bound_qps(flops_per_query: int, gflops: float) -> float:
     return gflops * 1e9 / flops_per_query
 
 
-def query_rows(device: str, batch: int, gflops: dict[str, float], resolution: int) -> list[dict[str, Any]]:
+def query_rows(
+    device: str, batch: int, gflops: dict[str, float], resolution: int, gbps: float = float("nan")
+) -> list[dict[str, Any]]:
     """Decoder and whole-query throughput of each NeuMIP architecture and backend present."""
     g = torch.Generator().manual_seed(0)
     uv = torch.rand(batch, 2, generator=g).to(device)
@@ -90,6 +110,8 @@ def query_rows(device: str, batch: int, gflops: dict[str, float], resolution: in
                     "decoder_bound_bf16": bound_qps(dec_flops, gflops["bf16"]),
                     "query_bound_fp32": bound_qps(all_flops, gflops["fp32"]),
                     "query_bound_bf16": bound_qps(all_flops, gflops["bf16"]),
+                    "query_bytes": 4 * QUERY_IO_FLOATS,
+                    "query_bound_bandwidth": bandwidth_bound_qps(4 * QUERY_IO_FLOATS, gbps),
                 }
             )
     return rows

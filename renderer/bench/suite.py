@@ -24,7 +24,7 @@ from renderer.bench.config import NEUMIP_METHODS, BenchConfig
 from renderer.bench.images import image_cell
 from renderer.bench.quality import empty_reason, material_files, neumip_cell, svbrdf_cell
 from renderer.bench.report import update_readme, write_plots, write_results_md
-from renderer.bench.speed import frame_rows, fresh_checkpoint, gemm_gflops, query_rows, train_rows
+from renderer.bench.speed import copy_gbps, frame_rows, fresh_checkpoint, gemm_gflops, query_rows, train_rows
 
 
 def machine() -> dict[str, Any]:
@@ -195,8 +195,12 @@ def run_speed(
             }
         )
         gflops = d["gemm"] if "error" not in d["gemm"] else {"fp32": float("nan"), "bf16": float("nan")}
+        d["bandwidth"] = _guard(lambda device=device: {"gbps": copy_gbps(device)})
+        gbps = d["bandwidth"].get("gbps", float("nan"))
         d["queries"] = _guard(
-            lambda device=device, g=gflops: query_rows(device, suite.speed_batch, g, suite.resolution)
+            lambda device=device, g=gflops, bw=gbps: query_rows(
+                device, suite.speed_batch, g, suite.resolution, bw
+            )
         )
         if data is not None:
             d["training"] = _guard(lambda device=device: train_rows(data, device, suite.speed_train_steps))

@@ -77,6 +77,9 @@ def headline_md(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: Level-0 PSNR two seeds of one NeuMIP configuration differ by (measured on weave, cpu preset).
+SEED_NOISE_DB = 1.0
+
 #: What the literature reports, checked on every run; the explanation is printed where it fails.
 CLAIMS = {
     "mipnet_over_lean": (
@@ -88,7 +91,7 @@ CLAIMS = {
         "materials both miss the same parallax and shadows.",
     ),
     "offset_over_no_offset": (
-        "NeuMIP's neural offset lowers level-0 error (MSE with / without < 1)",
+        "NeuMIP's neural offset lowers level-0 error on displaced materials (MSE with / without < 1)",
         "The ablation is one seed (two runs differ by up to 1 dB at level 0); where the heightfield's "
         "parallax is a fraction of a texel at level 0, the offset has little to correct.",
     ),
@@ -120,9 +123,12 @@ def claims_md(results: dict[str, Any]) -> list[str]:
             if a is not None and b is not None:
                 rows["mipnet_over_lean"].append((name, a > b, f"{a:.2f} vs {b:.2f} dB"))
         with_offset, without = _l0_mse(ms.get("neumip", {})), _l0_mse(ms.get("neumip_no_offset", {}))
-        if with_offset and without:
+        if mat["family"] == "displaced" and with_offset and without:
             ratio = with_offset / without
-            rows["offset_over_no_offset"].append((name, ratio < 1, f"ratio {ratio:.2f}"))
+            noise = abs(10 * math.log10(ratio)) < SEED_NOISE_DB
+            rows["offset_over_no_offset"].append(
+                (name, ratio < 1, f"ratio {ratio:.2f}" + (", within seed noise" if noise else ""))
+            )
         neu = curve.get("neumip")
         svbrdf = {k: v for k, v in curve.items() if v and k in SVBRDF_METHODS}
         if mat["family"] == "displaced" and neu and svbrdf:
@@ -133,7 +139,7 @@ def claims_md(results: dict[str, Any]) -> list[str]:
                 if svbrdf[best][k] > neu[k]
             ]
             rows["neumip_over_svbrdf"].append((name, not lost, "; ".join(lost) or "every level"))
-    lines = ["## Checked against the literature", ""]
+    lines = ["## Checked against the literature and the project's target", "", *targets_md(results)]
     for key, (claim, why) in CLAIMS.items():
         found = rows[key]
         if not found:
@@ -145,10 +151,36 @@ def claims_md(results: dict[str, Any]) -> list[str]:
             + "; ".join(f"{n}: {'yes' if ok else '**no**'} ({d})" for n, ok, d in found)
             + "."
         )
-        if len(held) < len(found):
-            lines.append(f"  Where it does not: {why}")
+        noisy = any("within seed noise" in d for _, _, d in found)
+        if len(held) < len(found) or noisy:
+            lines.append(f"  Where it does not{' or only within noise' if noisy else ''}: {why}")
         lines.append("")
     return lines
+
+
+#: The project's quality target (issue 11): the variant, every level, every displaced material.
+TARGET_DB = 30.0
+
+
+def targets_md(results: dict[str, Any]) -> list[str]:
+    """The variant's target: held-out PSNR >= TARGET_DB at every level (mean of the seeds)."""
+    rows = []
+    for name, mat in results["materials"].items():
+        values = method_levels(mat["methods"].get("neumip_plus", {"empty": ""}))[0]
+        if mat["family"] == "displaced" and values:
+            low = min(range(len(values)), key=lambda k: values[k])
+            rows.append(
+                f"{name}: {'yes' if values[low] >= TARGET_DB else '**no**'} "
+                f"(lowest L{low} {values[low]:.2f} dB)"
+            )
+    if not rows:
+        return []
+    met = sum(r.split(": ")[1].startswith("yes") for r in rows)
+    return [
+        f"- **Target: neumip_plus >= {TARGET_DB:.0f} dB at every level on every displaced material** "
+        f"(cpu preset, within 15 minutes on 2 cores): met on {met} of {len(rows)}. " + "; ".join(rows) + ".",
+        "",
+    ]
 
 
 def quality_md(results: dict[str, Any]) -> list[str]:
@@ -158,7 +190,9 @@ def quality_md(results: dict[str, Any]) -> list[str]:
         "",
         "Against each level's box ground truth, on the held-out direction pairs (never used for "
         "training or fitting). `mean 1-5` is the mean over levels 1..5. Grazing: level 0 on the pairs "
-        "with the light 60-90 degrees from the normal. Size: the method's representation.",
+        "with the light 60-90 degrees from the normal. Size: the method's representation. On "
+        "normal-mapped planes the SVBRDF methods' level 0 is the material's own per-texel BRDF, which "
+        "defines the data: it scores at the float16 storage precision (~91 dB), not as a result.",
         "",
     ]
     for name, mat in results["materials"].items():

@@ -388,21 +388,30 @@ def write_plots(results: dict[str, Any], out: Path) -> dict[str, Path]:
     if mats:
         cols = min(4, len(mats))
         rows = (len(mats) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), dpi=110, squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.6, 3.0 * rows), dpi=110, squeeze=False)
+        cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        methods = list(dict.fromkeys(k for _, mat in mats for k in mat["methods"]))
+        colour = {k: cycle[i % len(cycle)] for i, k in enumerate(methods)}
         for ax, (name, mat) in zip(axes.flat, mats, strict=False):
             for method, m in mat["methods"].items():
                 values, _ = method_levels(m)
                 if values:
-                    ax.plot(range(len(values)), values, "o-", ms=3, label=method)
+                    ax.plot(range(len(values)), values, "o-", ms=3, label=method, color=colour[method])
             ax.set_title(f"{name} ({mat['family']})", fontsize=9)
             ax.set_xlabel("level")
             ax.set_ylabel("held-out PSNR (dB)")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=6)
         for ax in list(axes.flat)[len(mats) :]:
             ax.axis("off")
+        handles, labels = {}, []  # one legend for the figure: a method keeps its colour everywhere
+        for ax in axes.flat:
+            for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                if label not in handles:
+                    handles[label] = h
+                    labels.append(label)
+        fig.legend([handles[k] for k in labels], labels, loc="center right", fontsize=7, frameon=False)
         fig.suptitle("Held-out PSNR per level and method", fontsize=10)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
         written["psnr_png"] = _save(fig, out / "psnr_per_level.png")
     bars = []
     for device, d in results["speed"].items():

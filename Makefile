@@ -16,14 +16,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job on the default material: make its BTF (skipped when it exists), train NeuMIP
-# (model=full, the faithful model: the variant model=plus is better at the fine levels and worse at
-# the coarse ones, README) with the cpu preset (about 5 minutes on 2 cores), evaluate it on the
+# (model=plus, the project's variant: on weave better than the faithful model=full at every level,
+# mean of two seeds, docs/RESULTS.md) with the cpu preset (about 7 minutes on 2 cores), evaluate it on the
 # held-out directions, and render the plane scene with it beside the measured BTF, the naive, LEAN
 # and MIPNet SVBRDF mipmaps and the supersampled reference.
 demo: install
 	test -f outputs/data/weave.h5 || $(VENV)/bin/btf-generate material=weave \
 		out=outputs/data/weave.h5 preview=$(DEMO)/weave_preview.png
-	$(VENV)/bin/neumip-train data=weave model=full preset=cpu out_dir=$(DEMO)/neumip_weave overwrite=true
+	$(VENV)/bin/neumip-train data=weave model=plus preset=cpu out_dir=$(DEMO)/neumip_weave overwrite=true
 	$(VENV)/bin/neumip-render scene=plane checkpoint=$(DEMO)/neumip_weave/checkpoints/last.safetensors \
 		'compare=[neumip,measured,naive,lean,mipnet]' width=512 height=384 reference_spp=4 out=$(DEMO)/render
 	@echo "demo: data outputs/data/weave.h5"

@@ -27,22 +27,21 @@ def main() -> None:
     from renderer.mitsuba import setup
 
     mi = setup(args.variant)
+    from renderer.material_specs import open_material
     from renderer.mitsuba.bsdf import material_bsdf
-    from renderer.mitsuba.render import demo_scene, load_material
+    from renderer.mitsuba.render import demo_scene
 
     w, h = args.size
-    ground = load_material(f"neumip:{args.ckpt}" if args.ckpt else "constant:0.2,0.2,0.2")
-    glossy = load_material(f"{args.method}:{args.glossy}")
+    ground = open_material(f"neumip:{args.ckpt}" if args.ckpt else "constant:0.2,0.2,0.2")
+    glossy = open_material(f"{args.method}:{args.glossy}")
     mask = None
     rows = []
     stacks = {}
     for sampling in ("cosine", "lobe"):
         t_fit = time.perf_counter()
         scene_dict = demo_scene(mi, w, h, args.spp)
-        scene_dict["ground"]["bsdf"] = material_bsdf(ground.material, ground.resolution, ground.n_levels)
-        scene_dict["object"]["bsdf"] = material_bsdf(
-            glossy.material, glossy.resolution, glossy.n_levels, sampling=sampling
-        )
+        scene_dict["ground"]["bsdf"] = material_bsdf(ground)
+        scene_dict["object"]["bsdf"] = material_bsdf(glossy, sampling=sampling)
         t_fit = time.perf_counter() - t_fit
         scene = mi.load_dict(scene_dict)
         images, times = [], []

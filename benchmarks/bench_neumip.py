@@ -19,8 +19,11 @@ from hydra import compose, initialize_config_dir
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
 from neumip.config import ModelConfig, TrainConfig
+from neumip.config_store import register_configs
 from neumip.model import NeuMIP
 from neumip.train import Trainer
+
+register_configs()  # conf/train.yaml's model/full, schedule/paper... are the dataclasses
 
 
 def train_config(data: str, model: str, preset: str, out: Path) -> TrainConfig:
@@ -40,7 +43,7 @@ def throughput(device: str, batch: int = 2**20, repeats: int = 3) -> dict[str, f
     w = torch.nn.functional.normalize(torch.rand(batch, 3, device=dev) + torch.tensor([0, 0, 1.0],
                                       device=dev), dim=1)
     lod = torch.rand(batch, device=dev) * 6
-    x = torch.rand(batch, model.decoder.n_in, device=dev)
+    x = torch.rand(batch, model.decoder.mlp.n_in, device=dev)
 
     def rate(fn) -> float:
         fn()
@@ -54,7 +57,7 @@ def throughput(device: str, batch: int = 2**20, repeats: int = 3) -> dict[str, f
         return batch * repeats / (time.perf_counter() - t0)
 
     return {"query": rate(lambda: model(uv, w, w, lod, check=False)),
-            "decoder": rate(lambda: model.decoder(x)), "backend": model.backend}
+            "decoder": rate(lambda: model.decoder.mlp(x)), "backend": model.backend}
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ def material_split(mat: NeuMIPMaterial, n: int, dev: torch.device) -> dict[str, 
     latent = m.pyramid(uv2, lod)
     synchronize(dev)
     t1 = time.perf_counter()
-    m.decoder(torch.cat([latent, w[:, :2], w[:, :2]], 1))
+    m.decoder.mlp(m.decoder.mlp_input(latent, w, w))
     synchronize(dev)
     t2 = time.perf_counter()
     return {"lookup": t1 - t0, "decoder": t2 - t1}
@@ -45,7 +45,6 @@ def main() -> None:
     args = p.parse_args()
     dev = torch.device(args.device)
     mat = NeuMIPMaterial(args.checkpoint, dev)
-    res, n_levels = mat.model.resolution, mat.model.n_levels
     settings = RenderSettings(device=args.device, progress=False, chunk=2**18)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, "
           f"MLP backend {mat.model.backend}")
@@ -53,11 +52,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for w, h in ((512, 512), (1920, 1080)):
         scene = build_scene(SceneConfig(), w, h)
-        render(scene, mat, res, n_levels, settings)  # warm-up
+        render(scene, mat, settings)  # warm-up
         best = None
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            _, times = render(scene, mat, res, n_levels, settings)
+            _, times = render(scene, mat, settings)
             total = time.perf_counter() - t0
             if best is None or total < best[0]:
                 best = (total, times)

@@ -10,25 +10,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
 
-
-def best_of(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def gemm_gflops(dtype: torch.dtype) -> float:
-    a = torch.randn(2048, 2048, dtype=dtype)
-    b = torch.randn(2048, 2048, dtype=dtype)
-    return 2 * 2048**3 / best_of(lambda: a @ b) / 1e9
+from renderer.bench.speed import best_of, gemm_gflops
 
 
 def main() -> None:
@@ -61,13 +46,13 @@ def main() -> None:
         if hasattr(lookup, "lookup_trilinear_gather"):
             t = best_of(lambda: lookup.lookup_trilinear_gather(levels, uv, lod))
             rows.append(("  its gather twin", f"{n / t / 1e6:.2f} M queries/s", ""))
-        x = torch.randn(n, model.decoder.n_in)
-        t = best_of(lambda: model.decoder(x))
-        flops = 2 * sum(r * c for r, c in model.decoder.shapes)
+        x = torch.randn(n, model.decoder.mlp.n_in)
+        t = best_of(lambda: model.decoder.mlp(x))
+        flops = 2 * sum(r * c for r, c in model.decoder.mlp.shapes)
         rows.append(("decoder MLP, 2^20", f"{n / t / 1e6:.2f} M queries/s",
                      f"{flops} FLOP/query over fp32 GEMM: {fp32 * 1e9 / flops / 1e6:.1f} M/s"))
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            t = best_of(lambda: model.decoder(x))
+            t = best_of(lambda: model.decoder.mlp(x))
         rows.append(("decoder MLP, 2^20, bf16 autocast", f"{n / t / 1e6:.2f} M queries/s",
                      f"over bf16 GEMM: {bf16 * 1e9 / flops / 1e6:.1f} M/s"))
         t = best_of(lambda: model(uv, w, w, lod, check=False))
@@ -119,7 +104,7 @@ def frame_row(checkpoint: str) -> tuple[str, str, str]:
     times = {}
 
     def once():
-        _, ft = render(scene, mat, mat.model.resolution, mat.model.n_levels, settings)
+        _, ft = render(scene, mat, settings)
         times["ft"] = ft
 
     t = best_of(once, repeats=2)

@@ -27,6 +27,10 @@ class ModelConfig:
     offset_layers: int = 3
     decoder_width: int = 32
     decoder_layers: int = 3
+    decoder: str = "yuv_log"
+    """The decoder and its output head, a name of ``neumip.decoder.DECODERS`` (checked when the
+    model is built): ``yuv_log`` = the paper's, the MLP predicts YUV log-radiance t,
+    rgb = expm1(YUV->RGB(t)) (times the shadow mask when ``shadow_mask``)."""
     backend: str = "auto"
     """MLP backend: auto (tcnn when available), torch or tcnn."""
     depth_scale: float = 0.05
@@ -46,7 +50,7 @@ class ModelConfig:
     """Latent initialisation N(0, init_std^2)."""
 
     #: Values of fields that checkpoints written before the field existed were trained with.
-    LEGACY = {"offset_blur_min": 0.0, "shadow_mask": False}
+    LEGACY = {"offset_blur_min": 0.0, "shadow_mask": False, "decoder": "yuv_log"}
 
     def __post_init__(self) -> None:
         for key in ("latent_channels", "offset_channels", "offset_width", "offset_layers",

@@ -8,34 +8,59 @@ Inputs: uv (N, 2) (period 1); wi, wo (N, 3) unit vectors in the tangent frame wi
 from __future__ import annotations
 
 from dataclasses import asdict
-from dataclasses import fields as dataclass_fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch import nn
 
 from neumip.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from neumip.config import ModelConfig
-from neumip.direction_encoding import encode_direction, encoding_width
+from neumip.decoder import YUV_TO_RGB, make_decoder
 from neumip.latent_pyramid import LatentPyramid
-from neumip.mlp_backends import make_mlp, resolve_backend
+from neumip.mlp_backends import resolve_backend
 from neumip.neural_offset import NeuralOffset
 
-#: YUV -> RGB (the paper's decoder predicts log-radiance in YUV).
-_YUV_TO_RGB = torch.tensor(
-    [[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]]
-)
 _UNIT_TOL = 1e-3
 
 
-#: JSON values each annotation of ModelConfig accepts.
-_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+def _json_kind(x: Any) -> str:
+    """What JSON kind of value x is. The structured schema converts strings to numbers and bools
+    and numbers to strings, silently; metadata written by this code never needs that (an enum
+    field is written as a string), so a changed kind is a wrong type."""
+    if isinstance(x, bool):
+        return "bool"
+    if isinstance(x, (int, float)):
+        return "number"
+    if isinstance(x, (str, Enum)):
+        return "string"
+    if isinstance(x, (list, tuple)):
+        return "list"
+    if isinstance(x, dict):
+        return "object"
+    return "null" if x is None else type(x).__name__
+
+
+def _same_kinds(given: Any, typed: Any) -> bool:
+    """Whether the schema kept every value's JSON kind (recursively through lists and objects)."""
+    if _json_kind(given) != _json_kind(typed):
+        return False
+    if isinstance(given, (list, tuple)):
+        return len(given) == len(typed) and all(_same_kinds(a, b) for a, b in zip(given, typed, strict=True))
+    if isinstance(given, dict):
+        return all(_same_kinds(v, typed.get(k)) for k, v in given.items())
+    return True
 
 
 def model_config_from_meta(path: str | Path, meta: dict[str, Any], backend: str) -> ModelConfig:
-    """The checkpoint's model config, every field checked: a stranger's or damaged metadata is
-    refused naming the file and the field, never as a TypeError deep inside the model."""
+    """The checkpoint's model config, every field checked against ModelConfig's structured schema
+    (OmegaConf: any field type it supports, lists and enums too): a stranger's or damaged
+    metadata is refused naming the file and the field, never as a TypeError deep inside the
+    model. Fields the checkpoint lacks take ModelConfig.LEGACY's values (older checkpoints were
+    trained without them), else the defaults; ``backend`` is the caller's."""
     for key, kind in (("model", dict), ("resolution", int)):
         if key not in meta:
             raise CheckpointError(path, f"metadata lacks {key!r} (not a NeuMIP checkpoint?)")
@@ -46,31 +71,34 @@ def model_config_from_meta(path: str | Path, meta: dict[str, Any], backend: str)
         raise CheckpointError(path, f"metadata field 'resolution' is {meta['resolution']}, expected >= 2")
     if not isinstance(meta.get("data", {}), dict):
         raise CheckpointError(path, "metadata field 'data' is not an object")
-    fields = {f.name: f for f in dataclass_fields(ModelConfig)}
-    values = {}
-    for key, value in meta["model"].items():
-        if key not in fields:
-            raise CheckpointError(path, f"metadata field 'model.{key}' is unknown to this version")
-        parts = [t.strip() for t in str(fields[key].type).split("|")]
-        allowed = tuple(t for name in parts for t in _JSON_TYPES.get(name, ()))
-        ok = (value is None and "None" in parts) or (
-            isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool)))
-        if not ok:
-            raise CheckpointError(path, f"metadata field 'model.{key}' = {value!r} has the wrong type")
-        values[key] = value
-    for key, legacy in ModelConfig.LEGACY.items():
-        values.setdefault(key, legacy)  # a checkpoint older than the field was trained without it
+    given = meta["model"]
+    schema = OmegaConf.structured(ModelConfig)
+    for key, value in given.items():
+        try:
+            schema = OmegaConf.merge(schema, {key: value})
+        except ConfigKeyError:
+            raise CheckpointError(path, f"metadata field 'model.{key}' is unknown to this version") from None
+        except OmegaConfBaseException as e:
+            raise CheckpointError(path, f"metadata field 'model.{key}' = {value!r} has the wrong type "
+                                  f"({str(e).splitlines()[0]})") from None
+    typed = OmegaConf.to_container(schema)
+    for key, value in given.items():
+        if not _same_kinds(value, typed[key]):
+            raise CheckpointError(path, f"metadata field 'model.{key}' = {value!r} has the wrong type "
+                                  f"(a {_json_kind(value)} where the field holds a {_json_kind(typed[key])})")
+    # A checkpoint older than a field was trained without it; backend is the caller's choice.
+    legacy = {k: v for k, v in ModelConfig.LEGACY.items() if k not in given}
+    schema = OmegaConf.merge(schema, {**legacy, "backend": backend})
     try:
-        return ModelConfig(**{**values, "backend": backend})
-    except ValueError as e:
+        return OmegaConf.to_object(schema)  # type: ignore[return-value]
+    except ValueError as e:  # ModelConfig's range checks: "model.key=value: must be ..."
         raise CheckpointError(path, f"metadata field {e}") from None
 
 
 class NeuMIP(nn.Module):
-    """The neural material. Output parameterisation as the paper: the decoder predicts a YUV
-    triplet t, and rgb = exp(YUV->RGB(t)) - 1 (log-space, so highlights and shadows train
-    equally), times the official code's shadow mask 0.1 + sigmoid(m) of three more outputs m
-    when ``cfg.shadow_mask``; evaluation mode clamps rgb to >= 0."""
+    """The neural material: the neural offset shifts uv, the latent pyramid gives a latent vector
+    there, and the decoder (``cfg.decoder``, see neumip/decoder.py; the paper's by default) turns
+    it and the two directions into rgb, clamped to >= 0 in evaluation mode."""
 
     def __init__(self, cfg: ModelConfig, resolution: int, metadata: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -84,11 +112,29 @@ class NeuMIP(nn.Module):
                          backend, cfg.depth_scale, cfg.min_cos, cfg.offset_blur_min)
             if cfg.use_offset else None
         )
-        self.decoder = make_mlp(cfg.latent_channels + 2 * encoding_width(cfg.direction_encoding),
-                                6 if cfg.shadow_mask else 3,
-                                cfg.decoder_width, cfg.decoder_layers, backend)
+        self.decoder = make_decoder(cfg, backend)
         self.register_buffer("blur_sigma", torch.zeros(()))
-        self.register_buffer("yuv_to_rgb", _YUV_TO_RGB.clone())
+
+    #: Checkpoints written before the decoder was a component (neumip/decoder.py) hold its MLP at
+    #: ``decoder.params`` and the YUV matrix as a buffer ``yuv_to_rgb``; the matrix is now the
+    #: decoder's constant, and such a file must hold exactly it.
+    _LEGACY_KEYS = {"decoder.params": "decoder.mlp.params"}
+    _LEGACY_CONSTANTS = {"yuv_to_rgb": YUV_TO_RGB}
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any],
+                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+        """Reads the legacy key layout too (for every ``load_state_dict``: NeuMIP.load, resuming)."""
+        for old, new in self._LEGACY_KEYS.items():
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        for old, value in self._LEGACY_CONSTANTS.items():
+            held = state_dict.pop(prefix + old, None)
+            if held is not None and not (held.shape == value.shape
+                                         and torch.equal(held.cpu().float(), value)):
+                error_msgs.append(f"{prefix + old} holds {held.tolist()}, not the constant {value.tolist()}")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     @property
     def backend(self) -> str:
@@ -100,7 +146,7 @@ class NeuMIP(nn.Module):
 
     def _as_query(self, name: str, x: Any) -> torch.Tensor:
         """A query input as a float32 tensor on the model's device, or a message saying what to pass."""
-        device = self.yuv_to_rgb.device
+        device = self.blur_sigma.device
         try:
             t = torch.as_tensor(x, device=device)
         except (TypeError, ValueError, RuntimeError) as e:
@@ -168,13 +214,7 @@ class NeuMIP(nn.Module):
         sigma = float(self.blur_sigma)
         if self.offset is not None:
             uv = self.offset(uv, wo, sigma)
-        latent = self.pyramid(uv, lod, sigma)
-        enc = self.cfg.direction_encoding
-        t = self.decoder(torch.cat([latent, encode_direction(wi, enc), encode_direction(wo, enc)], dim=1))
-        rgb = torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
-        if self.cfg.shadow_mask:
-            rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))
-        return rgb if self.training else rgb.clamp_min(0.0)
+        return self.decoder(self.pyramid(uv, lod, sigma), wi, wo)
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint_meta(self) -> dict[str, Any]:
@@ -194,7 +234,10 @@ class NeuMIP(nn.Module):
         CPU with the torch backend: both share the parameter layout)."""
         tensors, meta = read_checkpoint(path, "cpu")
         cfg = model_config_from_meta(path, meta, backend)
-        model = cls(cfg, meta["resolution"], meta.get("data"))
+        try:
+            model = cls(cfg, meta["resolution"], meta.get("data"))
+        except ValueError as e:  # e.g. a decoder this version does not know
+            raise CheckpointError(path, str(e)) from None
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             model.load_state_dict(state, strict=True)

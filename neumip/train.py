@@ -24,7 +24,7 @@ from neumip.checkpoint import CheckpointError, load_optimizer_state, optimizer_s
 from neumip.config import ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
 from neumip.latent_pyramid import latent_level_count
-from neumip.model import NeuMIP
+from neumip.model import NeuMIP, model_config_from_meta
 from neumip.training_curves import TrainingCurves
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,9 @@ class Trainer:
         for key in ("rng.sampler", "rng.torch"):
             if key not in tensors:
                 raise CheckpointError(path, f"cannot resume: no tensor {key!r} (a model-only checkpoint?)")
-        if meta["model"] != {**asdict(self.cfg.model), "backend": meta["model"].get("backend")}:
-            diff = sorted(k for k, v in asdict(self.cfg.model).items()
-                          if k != "backend" and meta["model"].get(k) != v)
+        trained = model_config_from_meta(path, meta, self.cfg.model.backend)  # old fields filled in
+        if asdict(trained) != asdict(self.cfg.model):
+            diff = sorted(k for k, v in asdict(self.cfg.model).items() if getattr(trained, k) != v)
             raise CheckpointError(path, f"cannot resume: trained with another model ({', '.join(diff)} "
                                   "differ); use the same model config or a new out_dir")
         trained_on, now = meta["data"].get("path"), str(self.btf.path)

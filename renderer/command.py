@@ -4,17 +4,17 @@ write linear EXR + tone-mapped PNG, and (with ``compare``) the sheet against the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from btf_data.atomic import atomic_path, check_output_dir
-from btf_data.btf_file import BTFFile
 from btf_data.config_checks import require
 from neumip.checkpoint import training_data_path
 from renderer.baselines import METHODS as SVBRDF_METHODS
-from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
-from renderer.materials import MeasuredBTFMaterial, NeuMIPMaterial, SVBRDFMaterial
+from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial
+from renderer.material_specs import open_material, reference_material
+from renderer.materials import NeuMIPMaterial
 from renderer.output import comparison_sheet, scores_markdown, write_exr, write_png
 from renderer.render import RenderSettings, render
 from renderer.scene_config import SceneConfig, build_scene
@@ -58,56 +58,46 @@ class RenderCommandConfig:
                     f"one of {', '.join(MATERIALS)}")
 
 
-def _data_path(cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None) -> str:
+def data_path(cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None) -> str:
+    """The BTF file of the file-based methods and the reference: ``btf``, else the checkpoint's."""
     if cfg.btf:
         return cfg.btf
     if neumip is not None:
-        return str(training_data_path(cfg.checkpoint, neumip.model.metadata, "btf=FILE"))
+        return str(training_data_path(neumip.checkpoint, neumip.model.metadata, "btf=FILE"))
     raise ValueError("this material needs a BTF file: pass btf=FILE (or a checkpoint that names one)")
 
 
-def make_material(name: str, cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None = None):
-    """(material, level-0 resolution, levels) for a method name."""
-    dev = cfg.settings.device
+def method_spec(name: str, cfg: RenderCommandConfig, data: str | None) -> str:
+    """The material spec (``renderer.material_specs``) of one of the command's method names."""
     if name == "neumip":
         if not cfg.checkpoint:
             raise ValueError("material neumip needs checkpoint=PATH")
-        m = neumip or NeuMIPMaterial(cfg.checkpoint, dev)
-        return m, m.model.resolution, m.model.n_levels
-    if name in ("measured", "svbrdf"):
-        path = _data_path(cfg, neumip)
-        with BTFFile(path) as btf:
-            res, n_levels = btf.resolution(0)[0], btf.n_levels
-        m = MeasuredBTFMaterial(path, dev) if name == "measured" else SVBRDFMaterial.from_file(path, dev)
-        return m, res, n_levels
-    if name in SVBRDF_METHODS:
-        path = _data_path(cfg, neumip)
-        with BTFFile(path) as btf:
-            maps = btf.svbrdf()
-        if maps is None:
-            raise ValueError(f"{path}: method {name} needs the SVBRDF maps of a synthetic material; "
-                             "this file is a measured BTF")
-        pyramid = build_pyramid(name, maps, cfg.baselines)
-        print(f"{name}: pyramid of {pyramid.n_levels} levels built in {pyramid.build_seconds:.1f} s")
-        m = SVBRDFPyramidMaterial(pyramid, dev)
-        return m, m.resolution, m.n_levels
-    raise ValueError(f"unknown material {name!r}; known: {', '.join(MATERIALS)}")
+        return f"neumip:{cfg.checkpoint}"
+    if name not in MATERIALS:
+        raise ValueError(f"unknown material {name!r}; known: {', '.join(MATERIALS)}")
+    if data is None:
+        raise ValueError("this material needs a BTF file: pass btf=FILE (or a checkpoint that names one)")
+    return f"{name}:{data}"
 
 
 def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
     """Render and write the outputs; returns their paths by name."""
     out = check_output_dir(cfg.out)  # before any image is rendered
     scene = build_scene(cfg.scene, cfg.width, cfg.height)
+    dev = cfg.settings.device
     written: dict[str, Path] = {}
-    neumip = NeuMIPMaterial(cfg.checkpoint, cfg.settings.device) if cfg.checkpoint else None
+    neumip = open_material(method_spec("neumip", cfg, None), dev) if cfg.checkpoint else None
     methods = list(cfg.compare) or [cfg.method]  # names checked when the config was built
-    if not cfg.btf and (cfg.compare or cfg.method != "neumip"):
-        cfg = replace(cfg, btf=_data_path(cfg, neumip))  # found (and fingerprinted) once
+    needs_file = bool(cfg.compare) or cfg.method != "neumip"
+    data = data_path(cfg, neumip) if needs_file else None  # found (and fingerprinted) once
     images = {}
     for name in methods:
-        material, res, n_levels = make_material(name, cfg, neumip)
+        material = neumip if name == "neumip" and neumip else \
+            open_material(method_spec(name, cfg, data), dev, cfg.baselines)
+        if isinstance(material, SVBRDFPyramidMaterial):
+            print(f"{name}: pyramid of {material.n_levels} levels built in {material.build_seconds:.1f} s")
         t0 = time.perf_counter()
-        img, times = render(scene, material, res, n_levels, cfg.settings, desc=name)
+        img, times = render(scene, material, cfg.settings, desc=name)
         print(f"{name}: {cfg.width}x{cfg.height} in {time.perf_counter() - t0:.2f} s "
               f"(intersection {times.intersect:.2f} s, material {times.material:.2f} s, "
               f"shading {times.shade:.2f} s)")
@@ -115,17 +105,12 @@ def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
         written[f"{name}.exr"] = write_exr(out / f"{name}.exr", img)
         written[f"{name}.png"] = write_png(out / f"{name}.png", img)
     if cfg.compare:
-        data = _data_path(cfg, neumip)
-        with BTFFile(data) as btf:
-            synthetic = btf.svbrdf() is not None
-            res, n_levels = btf.resolution(0)[0], btf.n_levels
-        ref_mat = SVBRDFMaterial.from_file(data, cfg.settings.device) if synthetic else \
-            MeasuredBTFMaterial(data, cfg.settings.device)
+        ref_mat = reference_material(data, dev)
         t0 = time.perf_counter()
-        ref, _ = render(scene, ref_mat, res, n_levels, cfg.settings, samples_per_axis=cfg.reference_spp,
-                        fixed_lod=0.0, desc="reference")
+        ref, _ = render(scene, ref_mat, cfg.settings, samples_per_axis=cfg.reference_spp, fixed_lod=0.0,
+                        desc="reference")
         print(f"reference ({cfg.reference_spp ** 2} samples per pixel of the level-0 "
-              f"{'SVBRDF' if synthetic else 'BTF'}): {time.perf_counter() - t0:.1f} s")
+              f"{'SVBRDF' if ref_mat.name == 'svbrdf' else 'BTF'}): {time.perf_counter() - t0:.1f} s")
         written["reference.exr"] = write_exr(out / "reference.exr", ref)
         written["reference.png"] = write_png(out / "reference.png", ref)
         title = f"{cfg.scene.name}, {cfg.width}x{cfg.height}, reference {cfg.reference_spp ** 2} spp"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from btf_data.config_checks import require
 from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere, dot3, uv_derivatives
 from renderer.lights import DirectionalLight, PointLight
+
+if TYPE_CHECKING:
+    from renderer.materials import Material
 
 
 @dataclass
@@ -115,14 +119,15 @@ def anisotropic_probes(uv: torch.Tensor, duvdx: torch.Tensor, duvdy: torch.Tenso
     return AnisoProbes(uv[owner] + t[:, None] * axis[owner], lod, owner, (1.0 / n)[:, None])
 
 
-def eval_footprint(material, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, duvdx: torch.Tensor,
-                   duvdy: torch.Tensor, resolution: int, n_levels: int,
-                   settings: RenderSettings) -> torch.Tensor:
-    """The material (N, 3) filtered over each query's footprint as ``settings.lod_mode`` says."""
+def eval_footprint(material: Material, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                   duvdx: torch.Tensor, duvdy: torch.Tensor, settings: RenderSettings) -> torch.Tensor:
+    """The material (N, 3) filtered over each query's footprint as ``settings.lod_mode`` says;
+    footprints are measured in the material's own level-0 texels."""
+    res, n_levels = material.resolution, material.n_levels
     if settings.lod_mode != "aniso":
-        lod = footprint_to_lod(duvdx, duvdy, resolution, n_levels, settings.lod_mode)
+        lod = footprint_to_lod(duvdx, duvdy, res, n_levels, settings.lod_mode)
         return material.eval(uv, wi, wo, lod)
-    p = anisotropic_probes(uv, duvdx, duvdy, resolution, n_levels, settings.max_aniso)
+    p = anisotropic_probes(uv, duvdx, duvdy, res, n_levels, settings.max_aniso)
     rgb = material.eval(p.uv, wi[p.owner], wo[p.owner], p.lod)
     out = torch.zeros(uv.shape[0], 3, dtype=rgb.dtype, device=rgb.device)
     return out.index_add_(0, p.owner, rgb * p.weight)
@@ -141,10 +146,11 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def render(scene: Scene, material, resolution: int, n_levels: int, settings: RenderSettings,
-           samples_per_axis: int = 1, fixed_lod: float | None = None, seed: int = 0,
+def render(scene: Scene, material: Material, settings: RenderSettings, samples_per_axis: int = 1,
+           fixed_lod: float | None = None, seed: int = 0,
            desc: str = "render") -> tuple[np.ndarray, FrameTimes]:
-    """Render ``scene`` with ``material`` (any object with ``eval(uv, wi, wo, lod)``).
+    """Render ``scene`` with ``material`` (``renderer.materials.Material``: it knows its
+    resolution and levels, so footprints become its lods).
 
     samples_per_axis s: s x s stratified, jittered samples per pixel, averaged (1: the pixel
     centre). fixed_lod: read every sample at this lod instead of its footprint's (the reference
@@ -188,7 +194,7 @@ def render(scene: Scene, material, resolution: int, n_levels: int, settings: Ren
             t1 = time.perf_counter()
             if fixed_lod is None:
                 rgb = eval_footprint(material, hit.uv[sel], wi[sel], wo[sel], duvdx[sel], duvdy[sel],
-                                     resolution, n_levels, settings)
+                                     settings)
             else:
                 rgb = material.eval(hit.uv[sel], wi[sel], wo[sel],
                                     torch.full((sel.shape[0],), float(fixed_lod), device=dev))

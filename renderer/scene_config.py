@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from btf_data.config_checks import require
@@ -9,8 +10,6 @@ from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere
 from renderer.lights import DirectionalLight, PointLight
 from renderer.render import Scene
-
-SHAPES = ("plane", "sphere", "cylinder")
 
 
 @dataclass
@@ -48,16 +47,21 @@ class SceneConfig:
         require(0 < self.fov_y < 180, "scene.fov_y", self.fov_y, "in (0, 180) degrees")
 
 
+#: Each scene shape and how its config builds it (a new shape: its class in renderer/geometry.py
+#: and one row here; a new scene of a known shape: one conf/scene/<name>.yaml).
+SHAPES: dict[str, Callable[[SceneConfig], GroundPlane | Sphere | Cylinder]] = {
+    "plane": lambda cfg: GroundPlane(height=0.0, texture_size=cfg.texture_size),
+    "sphere": lambda cfg: Sphere(center=tuple(cfg.center), radius=cfg.radius, tiles=cfg.tiles),
+    "cylinder": lambda cfg: Cylinder(base=tuple(cfg.center), radius=cfg.radius, height=cfg.height,
+                                     tiles=cfg.tiles),
+}
+
+
 def build_scene(cfg: SceneConfig, width: int, height: int) -> Scene:
     """The scene a config describes, rendered at width x height."""
-    if cfg.shape == "plane":
-        shape = GroundPlane(height=0.0, texture_size=cfg.texture_size)
-    elif cfg.shape == "sphere":
-        shape = Sphere(center=tuple(cfg.center), radius=cfg.radius, tiles=cfg.tiles)
-    elif cfg.shape == "cylinder":
-        shape = Cylinder(base=tuple(cfg.center), radius=cfg.radius, height=cfg.height, tiles=cfg.tiles)
-    else:
+    if cfg.shape not in SHAPES:
         raise ValueError(f"unknown scene shape {cfg.shape!r}; known: {', '.join(SHAPES)}")
+    shape = SHAPES[cfg.shape](cfg)
     if cfg.light == "directional":
         light = DirectionalLight(tuple(cfg.light_direction), cfg.irradiance)
     elif cfg.light == "point":

@@ -9,6 +9,9 @@ import pytest
 
 from btf_data.btf_file import BTFWriter
 from btf_data.directions import direction_set, split_pairs
+from neumip.config_store import register_configs
+
+register_configs()  # tests compose conf/train.yaml, whose model/full, schedule/paper... are dataclasses
 
 
 def write_small_btf(

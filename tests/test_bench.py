@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from renderer.bench.config import BenchConfig, SuiteConfig
 from renderer.bench.report import README_BEGIN, README_END, cell_minutes
+from renderer.bench.results import CellRun, Failed, results_from_json
 from renderer.bench.speed import QUERY_IO_FLOATS, bandwidth_bound_qps, bound_qps, mlp_flops
 from renderer.bench.suite import run_bench
 from tests.conftest import write_small_btf
@@ -49,14 +51,14 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
 
     import renderer.bench.quality as quality
 
-    real = quality.build_pyramid
+    real = quality.open_material
 
-    def lean_breaks(method, maps, cfg=None):
-        if method == "lean":
+    def lean_breaks(spec, *args, **kw):
+        if spec.startswith("lean:"):
             raise RuntimeError("injected failure")
-        return real(method, maps, cfg)
+        return real(spec, *args, **kw)
 
-    monkeypatch.setattr(quality, "build_pyramid", lean_breaks)
+    monkeypatch.setattr(quality, "open_material", lean_breaks)  # the quality cell's lean only
     cfg = BenchConfig(
         suite=tiny_suite(extra_files=[str(extra)]),
         out_root=str(tmp_path / "bench"),
@@ -104,10 +106,11 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     )
     assert "](docs/RESULTS.md)" in readme and "| bumps | displaced | " in readme
     assert "## Headline" in md and "## Checked against the literature" in md
-    assert f"add up to {cell_minutes(res):.0f} min" in md and cell_minutes(res) >= neu["train_seconds"] / 60
+    minutes = cell_minutes(results_from_json(res))
+    assert f"add up to {minutes:.0f} min" in md and minutes >= neu["train_seconds"] / 60
 
     # A second run reuses the finished cells (the failed one is tried again, and now works).
-    monkeypatch.setattr(quality, "build_pyramid", real)
+    monkeypatch.setattr(quality, "open_material", real)
     cfg2 = BenchConfig(
         suite=tiny_suite(), out_root=str(tmp_path / "bench"), progress=False, threads=1, only=["quality"]
     )
@@ -119,23 +122,91 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     assert res2["images"] == {} and res2["speed"] == {}
 
 
+@dataclass(kw_only=True)
+class Trained(CellRun):
+    model: dict
+
+
 def test_a_kept_cell_is_recomputed_when_no_longer_valid(tmp_path):
-    from renderer.bench.cells import run_cell
+    from renderer.bench.cells import Cell, run_cell
 
     calls = []
 
     def compute(cell_dir):
         calls.append(1)
-        return {"model": {"latent_channels": 7 + len(calls)}}
+        return Trained(model={"latent_channels": 7 + len(calls)})
 
-    first = run_cell(tmp_path / "c", compute)
-    assert first["reused"] is False and len(calls) == 1
-    same = run_cell(tmp_path / "c", compute, still_valid=lambda kept: kept["model"] == first["model"])
-    assert same["reused"] is True and len(calls) == 1
-    changed = run_cell(
-        tmp_path / "c", compute, still_valid=lambda kept: kept["model"] == {"latent_channels": 9}
+    def cell(still_valid=lambda kept: True):
+        return Cell(tmp_path / "c", compute, lambda d: Trained(**d), still_valid)
+
+    first = run_cell(cell())
+    assert first.reused is False and len(calls) == 1 and first.model == {"latent_channels": 8}
+    same = run_cell(cell(lambda kept: kept.model == first.model))
+    assert same.reused is True and len(calls) == 1
+    changed = run_cell(cell(lambda kept: kept.model == {"latent_channels": 9}))
+    assert changed.reused is False and changed.model == {"latent_channels": 9} and len(calls) == 2
+    failed = run_cell(Cell(tmp_path / "f", lambda d: 1 / 0, lambda d: Trained(**d)))
+    assert isinstance(failed, Failed) and failed.error == "ZeroDivisionError: division by zero"
+    assert "ZeroDivisionError" in (tmp_path / "f" / "error.txt").read_text()
+
+
+def test_every_baseline_option_enters_the_svbrdf_cell_key(tmp_path):
+    from renderer.bench.quality import MaterialFile, svbrdf_cell
+
+    mat = MaterialFile("leather", tmp_path / "leather.h5", "normal-mapped", True, 0, 0)
+
+    def folder(**changes):
+        suite = tiny_suite()
+        for key, value in changes.items():
+            target, _, name = key.rpartition(".")
+            setattr(eval(f"suite.baselines{'.' + target if target else ''}"), name, value)
+        return svbrdf_cell(mat, "gaussian", suite, tmp_path).folder
+
+    base = folder()
+    assert folder() == base
+    for key, value in [("gaussian_sigma_scale", 0.7), ("mipnet_checkpoint", "w.safetensors"),
+                       ("fit.steps", 5), ("fit.lr", 1e-2)]:
+        assert folder(**{key: value}) != base, key
+    assert folder(device="cuda") == base and folder(**{"fit.progress": False}) == base  # how, not what
+
+
+def test_results_read_back_from_json_are_the_same_types_and_numbers():
+    from neumip.evaluate import LevelScore
+    from renderer.bench.results import (
+        DeviceSpeed,
+        Empty,
+        MaterialResult,
+        NeuMIPRun,
+        SeedRuns,
+        SuiteResults,
+        SVBRDFRun,
+        TrainRow,
+        mean_levels,
+        to_json,
     )
-    assert changed["reused"] is False and changed["model"] == {"latent_channels": 9} and len(calls) == 2
+
+    def levels(*psnrs):
+        return [LevelScore(k, 16 >> k, p, 10 ** (-p / 10), 0.0, p + 1) for k, p in enumerate(psnrs)]
+
+    run = dict(train_seconds=60.0, train_qps=1e5, checkpoint="c", params=10)
+    res = SuiteResults(
+        {"name": "t", "methods": ["neumip", "lean"], "levels": 2}, {}, "abc", "cmd", "now",
+        materials={"m": MaterialResult("displaced", "m.h5", 1, 2, {
+            "neumip": SeedRuns({"0": NeuMIPRun(levels=levels(30.0, 20.0), **run),
+                                "1": NeuMIPRun(levels=levels(40.0, 20.0), **run),
+                                "2": Failed("RuntimeError: x", 1.0)}),
+            "lean": SVBRDFRun(levels=levels(25.0, 26.0), build_seconds=0.5),
+            "naive": Empty("not here"),
+        })},
+        speed={"cpu": DeviceSpeed(gemm={"fp32": 1.0, "bf16": 2.0}, bandwidth=3.0,
+                                  training=[TrainRow(8, "cpu", 5.0)], frames=Failed("OSError: y"))},
+    )
+    back = results_from_json(json.loads(json.dumps(to_json(res))))
+    assert back == res
+    # two seeds at 30 and 40 dB: the PSNR of their mean MSE, 10 log10(2 / (1e-3 + 1e-4)) = 32.60 dB
+    values, note = mean_levels(back.materials["m"].methods["neumip"])
+    assert values[0] == pytest.approx(32.596, abs=1e-3) and values[1] == pytest.approx(20.0)
+    assert note == "mean of 2 seeds"
 
 
 def test_seeds_and_families_of_a_budgeted_suite():

@@ -96,14 +96,14 @@ def test_shadow_mask_multiplies_the_decoded_rgb():
     with torch.no_grad():
         uv_s = model.offset(uv, w, 0.0)
         latent = model.pyramid(uv_s, lod)
-        t = model.decoder(torch.cat([latent, w[:, :2], w[:, :2]], 1))
-        want = torch.expm1(t[:, :3] @ model.yuv_to_rgb.t()) * (0.1 + torch.sigmoid(t[:, 3:6]))
+        t = model.decoder.mlp(torch.cat([latent, w[:, :2], w[:, :2]], 1))
+        want = torch.expm1(t[:, :3] @ model.decoder.yuv_to_rgb.t()) * (0.1 + torch.sigmoid(t[:, 3:6]))
         torch.testing.assert_close(model(uv, w, w, lod), want.clamp_min(0))
-        assert model.decoder.n_out == 6
+        assert model.decoder.mlp.n_out == 6
         # the mask moves the output: mask logits of -inf leave 0.1 of the rgb
-        model.decoder.matrices()[-1][3:6].zero_()
+        model.decoder.mlp.matrices()[-1][3:6].zero_()
         half = model(uv, w, w, lod)
-        model.decoder.matrices()[-1][3:6].fill_(-1e4)
+        model.decoder.mlp.matrices()[-1][3:6].fill_(-1e4)
         torch.testing.assert_close(model(uv, w, w, lod), half * (0.1 / 0.6), rtol=1e-5, atol=1e-7)
 
 
@@ -201,7 +201,7 @@ def test_sh3_encoding_is_orthonormal_and_the_variant_builds():
     model = NeuMIP(
         ModelConfig(backend="torch", latent_channels=16, decoder_width=64, direction_encoding="sh3"), 16
     ).eval()
-    assert model.decoder.n_in == 16 + 32
+    assert model.decoder.mlp.n_in == 16 + 32
     uv, lod = torch.rand(5, 2), torch.rand(5)
     wv = torch.nn.functional.normalize(torch.rand(5, 3) + torch.tensor([0, 0, 1.0]), dim=1)
     assert model(uv, wv, wv, lod).shape == (5, 3)

@@ -34,9 +34,10 @@ class Recorder:
 
     name = "recorder"
 
-    def __init__(self, rgb=(0.2, 0.2, 0.2)):
+    def __init__(self, rgb=(0.2, 0.2, 0.2), resolution=1, n_levels=1):
         self.rgb = torch.tensor(rgb)
         self.calls = []
+        self.resolution, self.n_levels = resolution, n_levels
 
     def eval(self, uv, wi, wo, lod):
         self.calls.append((uv.clone(), wi.clone(), wo.clone(), lod.clone()))
@@ -65,7 +66,7 @@ def test_white_lambertian_furnace_returns_the_environment():
             "integrator": {"type": "neumip_path", "max_depth": 4},
             "sensor": camera([0, 0, 4], [0, 0, 0], [0, 1, 0], 32, 32, 64, fov=20),
             "env": {"type": "constant", "radiance": {"type": "rgb", "value": 0.7}},
-            "sphere": {"type": "sphere", "bsdf": material_bsdf(white, 1, 1)},
+            "sphere": {"type": "sphere", "bsdf": material_bsdf(white)},
         }
     )
     img = np.array(mi.render(scene))[..., :3]
@@ -85,13 +86,13 @@ def test_tangent_frame_is_u_v_normal(sun, want):
     the material sees the sun and the camera in (u, v, normal) coordinates."""
     from renderer.mitsuba.bsdf import material_bsdf
 
-    rec = Recorder()
+    rec = Recorder(resolution=64, n_levels=7)
     # Mitsuba's rectangle: uv = ((x + 1) / 2, (y + 1) / 2) of its local xy; rotating by -90
     # degrees about x takes local +y to world -z and the normal (local +z) to world +y.
     plane = {
         "type": "rectangle",
         "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(2.0),
-        "bsdf": material_bsdf(rec, 64, 7),
+        "bsdf": material_bsdf(rec),
     }
     eye = np.array([0.0, 3.0, 0.01])
     scene = mi.load_dict(
@@ -132,11 +133,11 @@ def test_lod_equals_the_project_renderers(tmp_path):
     dx, dy = uv_derivatives(hit, d, ddx, ddy)
     want = footprint_to_lod(dx, dy, res, levels)[hit.valid]
 
-    rec = Recorder()
+    rec = Recorder(resolution=res, n_levels=levels)
     plane = {
         "type": "rectangle",
         "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(size / 2),
-        "bsdf": material_bsdf(rec, res, levels),
+        "bsdf": material_bsdf(rec),
     }
     scene = mi.load_dict(
         {
@@ -171,15 +172,13 @@ def test_plane_agrees_with_the_project_renderer_for_a_constant_material():
     cam = PinholeCamera(eye=eye, target=target, up=(0.0, 1.0, 0.0), fov_y=40.0, width=w, height=h)
     ours, _ = render(
         Scene("plane", GroundPlane(texture_size=1.0), cam, DirectionalLight(light, 3.0)),
-        ConstantMaterial(rgb),
-        16,
-        5,
+        ConstantMaterial(rgb, resolution=16, n_levels=5),
         RenderSettings(progress=False),
     )
     plane = {
         "type": "rectangle",
         "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(50.0),
-        "bsdf": material_bsdf(ConstantMaterial(rgb), 16, 5),
+        "bsdf": material_bsdf(ConstantMaterial(rgb, resolution=16, n_levels=5)),
     }
     scene = mi.load_dict(
         {
@@ -205,7 +204,7 @@ def test_cosine_sampling_matches_its_pdf():
     from renderer.materials import ConstantMaterial
     from renderer.mitsuba.bsdf import ProjectBSDF, register_named
 
-    register_named("chi2", ConstantMaterial((0.25, 0.25, 0.25)), 1, 1)
+    register_named("chi2", ConstantMaterial((0.25, 0.25, 0.25)))
     props = mi.Properties("neumip")
     props["material_id"] = "chi2"
     bsdf = ProjectBSDF(props)
@@ -240,6 +239,7 @@ class GGXLobe:
     """A glossy test material: f = D_ggx(h; alpha) / (4 cos_i cos_o) (no shadowing)."""
 
     name = "ggx"
+    resolution = n_levels = 1
 
     def __init__(self, alpha):
         self.alpha = alpha
@@ -267,7 +267,7 @@ def test_lobe_sampling_is_consistent_with_its_pdf():
 
     from renderer.mitsuba.bsdf import ProjectBSDF, register_named
 
-    register_named("lobe", GGXLobe(0.2), 1, 1, sampling="lobe")
+    register_named("lobe", GGXLobe(0.2), sampling="lobe")
     props = mi.Properties("neumip")
     props["material_id"] = "lobe"
     bsdf = ProjectBSDF(props)
@@ -304,7 +304,7 @@ def test_lobe_sampling_is_consistent_with_its_pdf():
     del dr
 
 
-def _same_plane_scene(material, res, levels, spp_axis=8):
+def _same_plane_scene(material, spp_axis=8):
     """The project renderer's and Mitsuba's images of one plane (direct light, a camera looking
     down at it), the plane's uv the same in both (u = x / 4, v = -z / 4)."""
     from renderer.camera import PinholeCamera
@@ -319,8 +319,6 @@ def _same_plane_scene(material, res, levels, spp_axis=8):
     ours, _ = render(
         Scene("plane", GroundPlane(texture_size=4.0), cam, DirectionalLight(light, 3.0)),
         material,
-        res,
-        levels,
         RenderSettings(progress=False),
         samples_per_axis=spp_axis,
     )
@@ -340,7 +338,7 @@ def _same_plane_scene(material, res, levels, spp_axis=8):
             "plane": {
                 "type": "rectangle",
                 "to_world": to_world,
-                "bsdf": material_bsdf(material, res, levels),
+                "bsdf": material_bsdf(material),
             },
         }
     )
@@ -366,15 +364,17 @@ def test_textured_plane_agrees_with_the_project_renderer(kind, tmp_path):
     if kind == "measured":
         path = tmp_path / "m.h5"
         write_small_btf(path)
-        material, res, levels = MeasuredBTFMaterial(path), 16, 5
+        material = MeasuredBTFMaterial(path)
+        assert (material.resolution, material.n_levels) == (16, 5)
     else:
         torch.manual_seed(0)
         model = NeuMIP(ModelConfig(backend="torch"), 16)
         with torch.no_grad():
             for t in model.pyramid.levels:
                 t.mul_(10)  # a strongly textured random material
-        material, res, levels = NeuMIPMaterial(model.save(tmp_path / "n.safetensors")), 16, 4
-    ours, theirs = _same_plane_scene(material, res, levels)
+        material = NeuMIPMaterial(model.save(tmp_path / "n.safetensors"))
+        assert (material.resolution, material.n_levels) == (16, 4)
+    ours, theirs = _same_plane_scene(material)
     assert ours.mean() > 0.01
     agree = _psnr_tonemapped(ours, theirs)
     mirrored = _psnr_tonemapped(ours[::-1, :], theirs)
@@ -391,7 +391,7 @@ def test_direct_light_from_an_environment_is_complete(sampling):
 
     white = ConstantMaterial((1 / math.pi,) * 3)
     plane = {"type": "rectangle", "to_world": mi.ScalarTransform4f().rotate([1, 0, 0], -90).scale(10.0),
-             "bsdf": material_bsdf(white, 1, 1, sampling=sampling)}
+             "bsdf": material_bsdf(white, sampling=sampling)}
     scene = mi.load_dict({"type": "scene", "integrator": {"type": "neumip_path", "max_depth": 1},
                           "sensor": camera([0, 3, 0.01], [0, 0, 0], [0, 0, -1], 16, 16, 256),
                           "env": {"type": "constant", "radiance": {"type": "rgb", "value": 0.5}},

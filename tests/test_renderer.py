@@ -15,9 +15,10 @@ import torch
 from btf_data.btf_file import BTFFile
 from neumip.checkpoint import CheckpointError
 from renderer.camera import PinholeCamera
-from renderer.command import RenderCommandConfig, make_material
+from renderer.command import RenderCommandConfig, method_spec
 from renderer.geometry import Cylinder, GroundPlane, Sphere, uv_derivatives
 from renderer.lights import DirectionalLight
+from renderer.material_specs import open_material, reference_material
 from renderer.materials import ConstantMaterial, MeasuredBTFMaterial, SVBRDFMaterial
 from renderer.render import RenderSettings, Scene, footprint_to_lod, plane_camera_for_footprint, render
 from renderer.scene_config import SceneConfig, build_scene
@@ -71,7 +72,7 @@ def test_constant_material_on_a_plane_is_the_analytic_value():
     light = DirectionalLight((0.3, 0.8, -0.5), irradiance=2.0)
     cam = plane_camera_for_footprint(2.0, 64, 1.0, 24, 16)
     scene = Scene("plane", GroundPlane(texture_size=1.0), cam, light)
-    img, _ = render(scene, ConstantMaterial((0.2, 0.5, 0.1)), 64, 7, QUIET)
+    img, _ = render(scene, ConstantMaterial((0.2, 0.5, 0.1), resolution=64, n_levels=7), QUIET)
     cos_i = 0.8 / math.sqrt(0.3**2 + 0.8**2 + 0.5**2)
     want = np.array([0.2, 0.5, 0.1]) * cos_i * 2.0
     np.testing.assert_allclose(img, np.broadcast_to(want, img.shape), rtol=1e-5)
@@ -80,7 +81,7 @@ def test_constant_material_on_a_plane_is_the_analytic_value():
 def test_measured_material_at_lod0_matches_direct_btf_lookups(tiles16):
     scene = build_scene(SceneConfig(texture_size=0.3), 24, 24)
     mat = MeasuredBTFMaterial(tiles16)
-    img, _ = render(scene, mat, 16, 5, QUIET, fixed_lod=0.0)
+    img, _ = render(scene, mat, QUIET, fixed_lod=0.0)
     with BTFFile(tiles16) as btf:
         cam = scene.camera
         iy, ix = np.mgrid[0:24, 0:24]
@@ -112,10 +113,10 @@ def test_measured_material_at_lod0_matches_direct_btf_lookups(tiles16):
 def test_supersampled_reference_converges(tiles16):
     scene = build_scene(SceneConfig(texture_size=0.5), 20, 20)
     mat = SVBRDFMaterial.from_file(tiles16)
-    truth, _ = render(scene, mat, 16, 5, QUIET, samples_per_axis=12, fixed_lod=0.0, seed=99)
+    truth, _ = render(scene, mat, QUIET, samples_per_axis=12, fixed_lod=0.0, seed=99)
     errors = []
     for s in (1, 3, 6):
-        img, _ = render(scene, mat, 16, 5, QUIET, samples_per_axis=s, fixed_lod=0.0, seed=s)
+        img, _ = render(scene, mat, QUIET, samples_per_axis=s, fixed_lod=0.0, seed=s)
         errors.append(float(np.sqrt(np.mean((img - truth) ** 2))))
     assert errors[0] > errors[1] > errors[2], errors
     assert errors[2] < 0.5 * errors[0]
@@ -153,13 +154,36 @@ def test_bad_input_gets_clear_errors(tmp_path):
         build_scene(SceneConfig(), 0, 10)
     with pytest.raises(ValueError, match="unknown scene shape 'cube'"):
         build_scene(SceneConfig(shape="cube"), 8, 8)
-    cfg = RenderCommandConfig(checkpoint=str(tmp_path / "missing.safetensors"))
     with pytest.raises(CheckpointError, match="no such checkpoint"):
-        make_material("neumip", cfg)
+        open_material(f"neumip:{tmp_path / 'missing.safetensors'}")
+    with pytest.raises(ValueError, match="material spec 'velvet:x.h5': expected KIND:ARG"):
+        open_material("velvet:x.h5")
     with pytest.raises(ValueError, match="unknown material 'velvet'"):
-        make_material("velvet", RenderCommandConfig())
+        method_spec("velvet", RenderCommandConfig(), "x.h5")
     with pytest.raises(ValueError, match="needs checkpoint=PATH"):
-        make_material("neumip", RenderCommandConfig())
+        method_spec("neumip", RenderCommandConfig(), None)
+    for bad in ("constant:nan,1,1", "constant:1,2", "constant:-1,0,0"):
+        with pytest.raises(ValueError, match="three finite numbers >= 0"):
+            open_material(bad)
+
+
+def test_every_spec_opens_a_material_that_knows_its_resolution_and_levels(tiles16, small_btf, tmp_path):
+    """16 x 16 texels halve down to 1 x 1: levels 16, 8, 4, 2, 1 (a NeuMIP pyramid stops at 2 x 2)."""
+    from neumip.config import ModelConfig
+    from neumip.model import NeuMIP
+
+    ckpt = NeuMIP(ModelConfig(backend="torch"), 16).save(tmp_path / "n.safetensors")
+    for spec, name, levels in [(f"measured:{tiles16}", "measured", 5), (f"svbrdf:{tiles16}", "svbrdf", 5),
+                               (f"naive:{tiles16}", "naive", 5), (f"lean:{tiles16}", "lean", 5),
+                               (f"neumip:{ckpt}", "neumip", 4)]:
+        m = open_material(spec)
+        assert (m.name, m.resolution, m.n_levels) == (name, 16, levels), spec
+    c = open_material("constant:0.1,0.2,0.3")
+    assert (c.resolution, c.n_levels) == (1, 1)
+    want = torch.tensor([[0.1, 0.2, 0.3]] * 2)
+    torch.testing.assert_close(c.eval(torch.zeros(2, 2), None, None, None), want)
+    assert reference_material(tiles16).name == "svbrdf"  # a synthetic file: its exact level 0
+    assert reference_material(small_btf[0]).name == "measured"  # a capture: the BTF itself
 
 
 def test_render_command_writes_exr_png_and_comparison(tiles16, tmp_path):
@@ -202,7 +226,7 @@ def test_render_command_renders_svbrdf_baselines_beside_the_reference(tmp_path):
 def test_svbrdf_baselines_refuse_a_measured_btf(small_btf):
     path, _ = small_btf
     with pytest.raises(ValueError, match="needs the SVBRDF maps of a synthetic material"):
-        make_material("lean", RenderCommandConfig(btf=str(path)))
+        open_material(f"lean:{path}")
 
 
 def test_anisotropic_probes_follow_the_major_axis():
@@ -232,6 +256,8 @@ def test_aniso_lookup_equals_max_when_isotropic_and_averages_otherwise():
     from renderer.render import eval_footprint
 
     class LinearInU:  # rgb = (u, v, lod): a probe average is the footprint's centre and mean lod
+        resolution, n_levels = 128, 8
+
         def eval(self, uv, wi, wo, lod):
             return torch.stack([uv[:, 0], uv[:, 1], lod], 1)
 
@@ -242,10 +268,10 @@ def test_aniso_lookup_equals_max_when_isotropic_and_averages_otherwise():
     dx = torch.rand(n, 2, generator=g) * 0.05
     dy = torch.stack([-dx[:, 1], dx[:, 0]], 1)  # perpendicular, same length: isotropic
     mat = LinearInU()
-    iso = eval_footprint(mat, uv, w, w, dx, dy, 128, 8, RenderSettings(lod_mode="aniso"))
-    ref = eval_footprint(mat, uv, w, w, dx, dy, 128, 8, RenderSettings(lod_mode="max"))
+    iso = eval_footprint(mat, uv, w, w, dx, dy, RenderSettings(lod_mode="aniso"))
+    ref = eval_footprint(mat, uv, w, w, dx, dy, RenderSettings(lod_mode="max"))
     torch.testing.assert_close(iso, ref)
-    long = eval_footprint(mat, uv, w, w, dx * 6, dy, 128, 8, RenderSettings(lod_mode="aniso"))
+    long = eval_footprint(mat, uv, w, w, dx * 6, dy, RenderSettings(lod_mode="aniso"))
     torch.testing.assert_close(long[:, :2], uv)  # symmetric probes: the centre
     minor_lod = torch.log2(dy.norm(dim=1) * 128).clamp(0, 7)
     torch.testing.assert_close(long[:, 2], minor_lod)  # every probe at the minor axis's lod

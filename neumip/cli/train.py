@@ -13,7 +13,10 @@ from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
 from btf_data.cli.user_errors import user_errors
 from neumip.config import TrainConfig
+from neumip.config_store import register_configs
 from neumip.train import Trainer
+
+register_configs()  # model/full, schedule/paper, ... of conf/train.yaml are the dataclasses
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

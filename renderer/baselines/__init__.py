@@ -20,6 +20,7 @@ level-0 shading (a normal-mapped plane's ``pyramid/<k>``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from btf_data.svbrdf import SVBRDFMaps
@@ -31,8 +32,6 @@ from renderer.baselines.mipnet import mipnet_pyramid
 from renderer.baselines.naive import naive_pyramid
 from renderer.baselines.pyramid import SVBRDFPyramid
 from renderer.baselines.toksvig import toksvig_pyramid
-
-METHODS = ("naive", "gaussian", "toksvig", "lean", "mipnet", "fit")
 
 
 @dataclass
@@ -48,28 +47,34 @@ class BaselineConfig:
     """Where MIPNet runs."""
 
 
+def _mipnet(maps: SVBRDFMaps, cfg: BaselineConfig) -> SVBRDFPyramid:
+    kw = {"checkpoint": cfg.mipnet_checkpoint} if cfg.mipnet_checkpoint else {}
+    return mipnet_pyramid(maps, device=cfg.device, **kw)
+
+
+#: Each method and how it builds its pyramid from the maps and the options. A new method: its
+#: module here, one row, and its options (if any) in BaselineConfig; the render command, Mitsuba
+#: specs and the suite (its cell keys included) read this table.
+BUILDERS: dict[str, Callable[[SVBRDFMaps, BaselineConfig], SVBRDFPyramid]] = {
+    "naive": lambda maps, cfg: naive_pyramid(maps),
+    "gaussian": lambda maps, cfg: gaussian_pyramid(maps, cfg.gaussian_sigma_scale),
+    "toksvig": lambda maps, cfg: toksvig_pyramid(maps),
+    "lean": lambda maps, cfg: lean_pyramid(maps),
+    "mipnet": _mipnet,
+    "fit": lambda maps, cfg: fit_pyramid(maps, cfg.fit),
+}
+METHODS = tuple(BUILDERS)
+
+
 def build_pyramid(method: str, maps: SVBRDFMaps, cfg: BaselineConfig | None = None) -> SVBRDFPyramid:
     """The named method's pyramid of ``maps``; its build time lands in ``build_seconds``."""
-    cfg = cfg or BaselineConfig()
-    t0 = time.perf_counter()
-    if method == "naive":
-        pyramid = naive_pyramid(maps)
-    elif method == "gaussian":
-        pyramid = gaussian_pyramid(maps, cfg.gaussian_sigma_scale)
-    elif method == "toksvig":
-        pyramid = toksvig_pyramid(maps)
-    elif method == "lean":
-        pyramid = lean_pyramid(maps)
-    elif method == "mipnet":
-        kw = {"checkpoint": cfg.mipnet_checkpoint} if cfg.mipnet_checkpoint else {}
-        pyramid = mipnet_pyramid(maps, device=cfg.device, **kw)
-    elif method == "fit":
-        pyramid = fit_pyramid(maps, cfg.fit)
-    else:
+    if method not in BUILDERS:
         raise ValueError(f"unknown SVBRDF method {method!r}; known: {', '.join(METHODS)}")
+    t0 = time.perf_counter()
+    pyramid = BUILDERS[method](maps, cfg or BaselineConfig())
     pyramid.build_seconds = time.perf_counter() - t0
     return pyramid
 
 
-__all__ = ["METHODS", "BaselineConfig", "FitConfig", "SVBRDFPyramid", "SVBRDFPyramidMaterial",
+__all__ = ["BUILDERS", "METHODS", "BaselineConfig", "FitConfig", "SVBRDFPyramid", "SVBRDFPyramidMaterial",
            "build_pyramid"]

@@ -31,9 +31,11 @@ class SVBRDFPyramidMaterial:
             levels.append(torch.cat([to_moments(lv["normal"], lv["tensor"]), lv["albedo"],
                                      lv["metallic"], lv["specular"]], dim=-1)[None])
         self.atlas = pack_atlas(levels)
+        self.pyramid = pyramid
         self.resolution = pyramid.resolution
         self.n_levels = pyramid.n_levels
         self.name = name or pyramid.method
+        self.build_seconds = pyramid.build_seconds
 
     @torch.no_grad()
     def eval(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, lod: torch.Tensor) -> torch.Tensor:

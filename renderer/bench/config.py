@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from btf_data.config_checks import require
 from renderer.baselines import METHODS as SVBRDF_METHODS
+from renderer.baselines import BaselineConfig
 
 #: NeuMIP methods of the suite: the model config each one trains (conf/model/<name>.yaml).
 NEUMIP_METHODS = {
@@ -22,18 +22,29 @@ FAMILIES = ("normal-mapped", "displaced", "measured")
 
 
 def model_fields(name: str) -> dict[str, Any]:
-    """The fields of conf/model/<name>.yaml, after the files its ``defaults`` list names (read
-    directly: this runs inside neumip-bench's own hydra app)."""
-    from omegaconf import OmegaConf
+    """Every field of the model that ``neumip-train model=<name>`` trains, as a plain dict: hydra
+    composes conf/train.yaml with ``model=<name>`` (conf/model/<name>.yaml over ModelConfig's
+    defaults, neumip/config_store.py), so a field added to ModelConfig is here with its default.
+    Inside neumip-bench's own hydra app this composes with that app's hydra; elsewhere (scripts,
+    tests) it opens conf/ for the call."""
+    import dataclasses
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     from btf_data.cli.conf_dir import CONF_DIR
+    from btf_data.cli.structured import to_dataclass
+    from neumip.config import ModelConfig
+    from neumip.config_store import register_configs
 
-    node = OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml")
-    parents = [str(p) for p in node.pop("defaults", [])]
-    merged = OmegaConf.create()
-    for parent in parents + ([] if "_self_" in parents else ["_self_"]):
-        merged = OmegaConf.merge(merged, node if parent == "_self_" else model_fields(parent))
-    return dict(OmegaConf.to_container(merged))
+    register_configs()
+    overrides = [f"model={name}"]
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose("train", overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+    return dataclasses.asdict(to_dataclass(ModelConfig, cfg.model))
 
 
 @dataclass
@@ -65,8 +76,9 @@ class SuiteConfig:
     """The material families one method runs on (default: every family it applies to); its other
     cells stay empty and the table says so."""
     levels: int = 6
-    fit_steps: int | None = None
-    """The fit baseline's steps (None: its default)."""
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    """The SVBRDF methods' options (as neumip-render's ``baselines``); every option is part of
+    the SVBRDF cells' keys, so a changed option recomputes them."""
     render_width: int = 512
     render_height: int = 384
     reference_spp: int = 8
@@ -96,6 +108,14 @@ class SuiteConfig:
         for method, families in self.method_families.items():
             for f in families:
                 require(f in FAMILIES, f"suite.method_families.{method}", f, f"one of {', '.join(FAMILIES)}")
+
+    def baseline_options(self) -> dict[str, Any]:
+        """What determines an SVBRDF pyramid: every baseline option but where and how visibly it
+        runs (device, progress bar)."""
+        options = asdict(self.baselines)
+        options.pop("device")
+        options["fit"].pop("progress")
+        return options
 
     def seeds_of(self, method: str, family: str) -> list[int]:
         """The seeds of one NeuMIP method on a material of one family."""

@@ -3,22 +3,25 @@ material, split by light elevation, with the size of the method's representation
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from btf_data.btf_file import BTFFile
 from btf_data.generate import GenerateConfig, MaterialConfig, generate
-from neumip.evaluate import LevelScore, evaluate_levels, evaluate_query
-from neumip.model import NeuMIP
+from neumip.evaluate import evaluate_levels, evaluate_query
+from neumip.model import NeuMIP, model_config_from_meta
 from renderer.baselines import METHODS as SVBRDF_METHODS
-from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
-from renderer.bench.cells import cell_key
+from renderer.baselines import BaselineConfig
+from renderer.bench.cells import Cell, cell_key
 from renderer.bench.config import NEUMIP_METHODS, SuiteConfig, model_fields
+from renderer.bench.results import NeuMIPRun, SVBRDFRun, neumip_run_from_json, svbrdf_run_from_json
+from renderer.material_specs import open_material
 
 
 @dataclass
@@ -67,10 +70,6 @@ def describe(name: str, path: Path) -> MaterialFile:
         )
 
 
-def level_rows(scores: list[LevelScore]) -> list[dict[str, Any]]:
-    return [asdict(s) for s in scores]
-
-
 def neumip_cell(
     mat: MaterialFile,
     method: str,
@@ -79,18 +78,16 @@ def neumip_cell(
     cells: Path,
     progress: bool,
     threads: int | None = None,
-) -> tuple[Path, Any, Any]:
-    """(cell folder, compute function, validity check) of a NeuMIP method: train with
-    ``neumip-train`` (resumed when a checkpoint of an interrupted run is there), then score the
-    held-out pairs. A kept result or checkpoint of another architecture (conf/model/<name>.yaml
-    edited since) is not reused."""
+) -> Cell[NeuMIPRun]:
+    """A NeuMIP method's cell: train with ``neumip-train`` (resumed when a checkpoint of an
+    interrupted run is there), then score the held-out pairs. A kept result or checkpoint of
+    another architecture (conf/model/<name>.yaml edited since) is not reused."""
     model = NEUMIP_METHODS[method]
     arch = {k: v for k, v in model_fields(model).items() if k != "backend"}
     overrides = [*suite.train_overrides, *suite.method_overrides.get(method, [])]
     key = cell_key(mat.name, str(mat.path), model, seed, overrides, suite.levels)
-    cell_dir = cells / mat.name / f"{method}_seed{seed}_{key}"
 
-    def compute(cell_dir: Path) -> dict[str, Any]:
+    def compute(cell_dir: Path) -> NeuMIPRun:
         train_dir = cell_dir / "train"
         ckpt = train_dir / "checkpoints" / "last.safetensors"
         cmd = [
@@ -115,27 +112,29 @@ def neumip_cell(
         with BTFFile(mat.path) as btf:
             scores = evaluate_levels(net, btf, suite.levels, "held_out")
         timing = json.loads((ckpt.parent / "train_time.json").read_text())
+        train_seconds = timing.get("total_seconds", timing["seconds"])
         params = sum(p.numel() for p in net.parameters())
-        return {
-            "levels": level_rows(scores),
-            "train_seconds": timing.get("total_seconds", timing["seconds"]),
-            "train_qps": timing["queries_per_second"],
-            "params": params,
-            "bytes_fp32": 4 * params,
-            "bytes_fp16": 2 * params,
-            "checkpoint": str(ckpt),
-            "minutes_to_30db_l0": minutes_to(train_dir, 30.0, timing.get("total_seconds", timing["seconds"])),
-            "model": arch,
-        }
+        return NeuMIPRun(
+            levels=scores,
+            train_seconds=train_seconds,
+            train_qps=timing["queries_per_second"],
+            params=params,
+            bytes_fp32=4 * params,
+            bytes_fp16=2 * params,
+            checkpoint=str(ckpt),
+            minutes_to_30db_l0=minutes_to(train_dir, 30.0, train_seconds),
+            model=arch,
+        )
 
-    def still_valid(kept: dict[str, Any]) -> bool:
+    def still_valid(kept: NeuMIPRun) -> bool:
         """The kept result's architecture (recorded, or read from its checkpoint) is today's."""
-        if "model" in kept:
-            return kept["model"] == arch
-        ckpt = Path(kept.get("checkpoint", ""))
+        if kept.model is not None:  # recorded by an older version: its missing fields filled in
+            cfg = model_config_from_meta(kept.checkpoint, {"model": kept.model, "resolution": 2}, "torch")
+            return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "backend"} == arch
+        ckpt = Path(kept.checkpoint)
         return ckpt.is_file() and _trained_arch(ckpt) == arch
 
-    return cell_dir, compute, still_valid
+    return Cell(cells / mat.name / f"{method}_seed{seed}_{key}", compute, neumip_run_from_json, still_valid)
 
 
 def _trained_arch(ckpt: Path) -> dict[str, Any]:
@@ -158,31 +157,33 @@ def minutes_to(train_dir: Path, target: float, seconds: float) -> float | None:
     return seconds / 60 * min(steps) / last
 
 
-def svbrdf_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path) -> tuple[Path, Any]:
-    """(cell folder, compute function) of an SVBRDF baseline: build its pyramid from the file's
-    maps and score the held-out pairs with the same code."""
-    key = cell_key(mat.name, str(mat.path), method, suite.levels, suite.fit_steps)
-    cell_dir = cells / mat.name / f"{method}_{key}"
+def baseline_config(suite: SuiteConfig) -> BaselineConfig:
+    """The SVBRDF methods' options of the suite's cells (no progress bars inside a cell)."""
+    cfg = copy.deepcopy(suite.baselines)
+    cfg.fit.progress = False
+    return cfg
 
-    def compute(cell_dir: Path) -> dict[str, Any]:
-        cfg = BaselineConfig()
-        cfg.fit.progress = False
-        if suite.fit_steps:
-            cfg.fit.steps = suite.fit_steps
+
+def svbrdf_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path) -> Cell[SVBRDFRun]:
+    """An SVBRDF baseline's cell: build its pyramid from the file's maps and score the held-out
+    pairs with the same code as NeuMIP's. Keyed by every baseline option."""
+    key = cell_key(mat.name, str(mat.path), method, suite.levels, suite.baseline_options())
+
+    def compute(cell_dir: Path) -> SVBRDFRun:
+        material = open_material(f"{method}:{mat.path}", baselines=baseline_config(suite))
         with BTFFile(mat.path) as btf:
-            maps = btf.svbrdf()
-            pyramid = build_pyramid(method, maps, cfg)
-            scores = evaluate_query(SVBRDFPyramidMaterial(pyramid).eval, btf, suite.levels, "held_out")
+            scores = evaluate_query(material.eval, btf, suite.levels, "held_out")
+        pyramid = material.pyramid
         numbers = sum(int(t.numel()) for k in range(pyramid.n_levels) for t in pyramid.level(k).values())
-        return {
-            "levels": level_rows(scores),
-            "build_seconds": pyramid.build_seconds,
-            "params": numbers,
-            "bytes_fp32": 4 * numbers,
-            "bytes_fp16": 2 * numbers,
-        }
+        return SVBRDFRun(
+            levels=scores,
+            build_seconds=material.build_seconds,
+            params=numbers,
+            bytes_fp32=4 * numbers,
+            bytes_fp16=2 * numbers,
+        )
 
-    return cell_dir, compute
+    return Cell(cells / mat.name / f"{method}_{key}", compute, svbrdf_run_from_json)
 
 
 def empty_reason(mat: MaterialFile, method: str, suite: SuiteConfig) -> str | None:

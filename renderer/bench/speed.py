@@ -17,6 +17,7 @@ from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig,
 from neumip.mlp_backends import tcnn_available
 from neumip.model import NeuMIP
 from renderer.bench.config import NEUMIP_METHODS, model_fields
+from renderer.bench.results import FrameRow, QueryRow, TrainRow
 
 
 def best_of(fn: Callable[[], Any], repeats: int = 3, sync: Callable[[], None] = lambda: None) -> float:
@@ -64,7 +65,7 @@ def mlp_flops(shapes: list[tuple[int, int]]) -> int:
 
 def query_flops(model: NeuMIP) -> int:
     """FLOPs per NeuMIP query in its MLPs (decoder + offset network)."""
-    flops = mlp_flops(model.decoder.shapes)
+    flops = mlp_flops(model.decoder.mlp.shapes)
     if model.offset is not None:
         flops += mlp_flops(model.offset.mlp.shapes)
     return flops
@@ -77,7 +78,7 @@ def bound_qps(flops_per_query: int, gflops: float) -> float:
 
 def query_rows(
     device: str, batch: int, gflops: dict[str, float], resolution: int, gbps: float = float("nan")
-) -> list[dict[str, Any]]:
+) -> list[QueryRow]:
     """Decoder and whole-query throughput of each NeuMIP architecture and backend present."""
     g = torch.Generator().manual_seed(0)
     uv = torch.rand(batch, 2, generator=g).to(device)
@@ -93,33 +94,33 @@ def query_rows(
             cfg = ModelConfig(**{**model_fields(NEUMIP_METHODS[method]), "backend": backend})
             model = NeuMIP(cfg, resolution).to(device).eval()
             with torch.no_grad():
-                x = torch.randn(batch, model.decoder.n_in, device=device)
-                t_dec = best_of(lambda m=model, x=x: m.decoder(x), sync=sync)
+                x = torch.randn(batch, model.decoder.mlp.n_in, device=device)
+                t_dec = best_of(lambda m=model, x=x: m.decoder.mlp(x), sync=sync)
                 t_all = best_of(lambda m=model: m(uv, w, w, lod, check=False), sync=sync)
-            dec_flops, all_flops = mlp_flops(model.decoder.shapes), query_flops(model)
+            dec_flops, all_flops = mlp_flops(model.decoder.mlp.shapes), query_flops(model)
             rows.append(
-                {
-                    "method": method,
-                    "backend": backend,
-                    "device": device,
-                    "decoder_qps": batch / t_dec,
-                    "query_qps": batch / t_all,
-                    "decoder_flops": dec_flops,
-                    "query_flops": all_flops,
-                    "decoder_bound_fp32": bound_qps(dec_flops, gflops["fp32"]),
-                    "decoder_bound_bf16": bound_qps(dec_flops, gflops["bf16"]),
-                    "query_bound_fp32": bound_qps(all_flops, gflops["fp32"]),
-                    "query_bound_bf16": bound_qps(all_flops, gflops["bf16"]),
-                    "query_bytes": 4 * QUERY_IO_FLOATS,
-                    "query_bound_bandwidth": bandwidth_bound_qps(4 * QUERY_IO_FLOATS, gbps),
-                }
+                QueryRow(
+                    method=method,
+                    backend=backend,
+                    device=device,
+                    decoder_qps=batch / t_dec,
+                    query_qps=batch / t_all,
+                    decoder_flops=dec_flops,
+                    query_flops=all_flops,
+                    decoder_bound_fp32=bound_qps(dec_flops, gflops["fp32"]),
+                    decoder_bound_bf16=bound_qps(dec_flops, gflops["bf16"]),
+                    query_bound_fp32=bound_qps(all_flops, gflops["fp32"]),
+                    query_bound_bf16=bound_qps(all_flops, gflops["bf16"]),
+                    query_bytes=4 * QUERY_IO_FLOATS,
+                    query_bound_bandwidth=bandwidth_bound_qps(4 * QUERY_IO_FLOATS, gbps),
+                )
             )
     return rows
 
 
 def train_rows(
     data: Path, device: str, steps: int, batches: tuple[int, ...] = (8192, 65536)
-) -> list[dict[str, Any]]:
+) -> list[TrainRow]:
     """Training queries per second (late phase: no latent blur) of the faithful model."""
     out = []
     for batch in batches:
@@ -142,17 +143,17 @@ def train_rows(
             tr.step = 6000
             sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
             t = best_of(lambda tr=tr: [tr.train_step() for _ in range(steps)], repeats=2, sync=sync)
-            out.append({"batch": batch, "device": device, "train_qps": steps * batch / t})
+            out.append(TrainRow(batch, device, steps * batch / t))
     return out
 
 
-def frame_rows(checkpoint: str, sizes: list[list[int]], device: str) -> list[dict[str, Any]]:
+def frame_rows(checkpoint: str, sizes: list[list[int]], device: str) -> list[FrameRow]:
     """Milliseconds per plane frame with a NeuMIP material, split into its parts."""
-    from renderer.materials import NeuMIPMaterial
+    from renderer.material_specs import open_material
     from renderer.render import RenderSettings, render
     from renderer.scene_config import SceneConfig, build_scene
 
-    mat = NeuMIPMaterial(checkpoint, device)
+    mat = open_material(f"neumip:{checkpoint}", device)
     rows = []
     for width, height in sizes:
         scene = build_scene(SceneConfig(), width, height)
@@ -162,22 +163,14 @@ def frame_rows(checkpoint: str, sizes: list[list[int]], device: str) -> list[dic
 
             def once(scene=scene, settings=settings, runs=runs):
                 t0 = time.perf_counter()
-                _, ft = render(scene, mat, mat.model.resolution, mat.model.n_levels, settings)
+                _, ft = render(scene, mat, settings)
                 parts = {"intersect": ft.intersect, "material": ft.material, "shade": ft.shade}
                 runs.append((time.perf_counter() - t0, parts))
 
             best_of(once, repeats=2)
             t, parts = min(runs[1:], key=lambda r: r[0])  # runs[0] is the warm-up
-            rows.append(
-                {
-                    "width": width,
-                    "height": height,
-                    "lod_mode": mode,
-                    "device": device,
-                    "ms": 1000 * t,
-                    **{f"{k}_ms": 1000 * v for k, v in parts.items()},
-                }
-            )
+            rows.append(FrameRow(width, height, mode, device, 1000 * t,
+                                 **{f"{k}_ms": 1000 * v for k, v in parts.items()}))
     return rows
 
 

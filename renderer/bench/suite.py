@@ -10,10 +10,11 @@ import platform
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from tqdm import tqdm
@@ -22,9 +23,22 @@ from btf_data.atomic import atomic_path, check_output_dir
 from renderer.bench.cells import run_cell
 from renderer.bench.config import NEUMIP_METHODS, BenchConfig
 from renderer.bench.images import image_cell
-from renderer.bench.quality import empty_reason, material_files, neumip_cell, svbrdf_cell
+from renderer.bench.quality import MaterialFile, empty_reason, material_files, neumip_cell, svbrdf_cell
 from renderer.bench.report import update_readme, write_plots, write_results_md
+from renderer.bench.results import (
+    DeviceSpeed,
+    Empty,
+    Failed,
+    ImageRun,
+    MaterialResult,
+    NeuMIPRun,
+    SeedRuns,
+    SuiteResults,
+    to_json,
+)
 from renderer.bench.speed import copy_gbps, frame_rows, fresh_checkpoint, gemm_gflops, query_rows, train_rows
+
+T = TypeVar("T")
 
 
 def machine() -> dict[str, Any]:
@@ -65,102 +79,71 @@ def git_revision() -> str:
     return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
 
 
-def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
-    """Run the suite; returns the written files by name."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+def quality_cells(cfg: BenchConfig, mats: list[MaterialFile], cells: Path,
+                  results: SuiteResults) -> dict[str, dict[str, str]]:
+    """Run (or reuse) every quality cell into ``results.materials``; returns the trained
+    checkpoint of each NeuMIP method per material (its first seed), for the images and speed."""
     suite = cfg.suite
-    root = Path(cfg.out_root)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")
-    run_dir = check_output_dir(root / "runs" / f"{stamp}_{suite.name}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cells = root / "cells"
-    parts = cfg.only or ["quality", "images", "speed"]
-    t_start = time.perf_counter()
-    results: dict[str, Any] = {
-        "suite": asdict(suite),
-        "machine": machine(),
-        "revision": git_revision(),
-        "command": command,
-        "date": stamp,
-        "materials": {},
-        "images": {},
-        "speed": {},
-    }
-    mats = material_files(suite, root / "data", cfg.progress)
     checkpoints: dict[str, dict[str, str]] = {m.name: {} for m in mats}
-    todo = (
-        [
-            (m, meth, s)
-            for m in mats
-            for meth in suite.methods
-            for s in (suite.seeds_of(meth, m.family) if meth in NEUMIP_METHODS else [None])
-        ]
-        if "quality" in parts
-        else []
-    )
+    todo = [(m, meth, s) for m in mats for meth in suite.methods
+            for s in (suite.seeds_of(meth, m.family) if meth in NEUMIP_METHODS else [None])]
     bar = tqdm(todo, desc="quality cells", unit="cell", disable=not cfg.progress)
     for mat, method, seed in bar:
-        entry = results["materials"].setdefault(
-            mat.name,
-            {
-                "family": mat.family,
-                "path": str(mat.path),
-                "btf_bytes": mat.btf_bytes,
-                "file_bytes": mat.file_bytes,
-                "methods": {},
-            },
-        )
+        entry = results.materials.setdefault(
+            mat.name, MaterialResult(mat.family, str(mat.path), mat.btf_bytes, mat.file_bytes))
         bar.set_postfix_str(f"{mat.name} / {method}" + (f" / seed {seed}" if seed is not None else ""))
         reason = empty_reason(mat, method, suite)
         if reason:
-            entry["methods"][method] = {"empty": reason}
+            entry.methods[method] = Empty(reason)
             continue
         if method in NEUMIP_METHODS:
-            cell_dir, compute, valid = neumip_cell(mat, method, seed, suite, cells, cfg.progress, cfg.threads)
-            result = run_cell(cell_dir, compute, cfg.rerun, valid)
+            cell = neumip_cell(mat, method, seed, suite, cells, cfg.progress, cfg.threads)
+            result = run_cell(cell, cfg.rerun)
+            runs = entry.methods.setdefault(method, SeedRuns({}))
+            assert isinstance(runs, SeedRuns)
+            runs.runs[str(seed)] = result
+            if isinstance(result, NeuMIPRun) and method not in checkpoints[mat.name]:
+                checkpoints[mat.name][method] = result.checkpoint
         else:
-            cell_dir, compute = svbrdf_cell(mat, method, suite, cells)
-            result = run_cell(cell_dir, compute, cfg.rerun)
-        tqdm.write(
-            f"{mat.name:16s} {method:20s} "
-            + (
-                f"failed: {result['error']}"
-                if "error" in result
-                else " ".join(f"{r['psnr']:6.2f}" for r in result["levels"])
-                + (" (reused)" if result.get("reused") else "")
-            )
-        )
-        if method in NEUMIP_METHODS:
-            entry["methods"].setdefault(method, {"seeds": {}})["seeds"][str(seed)] = result
-            if "checkpoint" in result and method not in checkpoints[mat.name]:
-                checkpoints[mat.name][method] = result["checkpoint"]
-        else:
-            entry["methods"][method] = result
-    if "quality" not in parts:  # images and speed still use the NeuMIP cells finished before
-        for mat in mats:
-            for method in (m for m in suite.methods if m in NEUMIP_METHODS):
-                seed = suite.seeds_of(method, mat.family)[0]
-                cell_dir, _, valid = neumip_cell(mat, method, seed, suite, cells, cfg.progress)
-                kept = cell_dir / "result.json"
-                if kept.exists() and valid(result := json.loads(kept.read_text())) and "checkpoint" in result:
-                    checkpoints[mat.name][method] = result["checkpoint"]
-    if "images" in parts:
-        render_methods = suite.render_methods or suite.methods
-        for mat in tqdm(mats, desc="image cells", unit="material", disable=not cfg.progress):
-            cell_dir, compute = image_cell(
-                mat, render_methods, checkpoints[mat.name], suite, cells, cfg.progress
-            )
-            result = run_cell(cell_dir, compute, cfg.rerun)
-            results["images"][mat.name] = result
-            if "sheet" in result:
-                shutil.copyfile(result["sheet"], run_dir / f"compare_{mat.name}.png")
-    if "speed" in parts and suite.speed:
-        results["speed"] = run_speed(cfg, mats, checkpoints, run_dir)
-    results["seconds"] = time.perf_counter() - t_start
+            result = entry.methods[method] = run_cell(svbrdf_cell(mat, method, suite, cells), cfg.rerun)
+        tqdm.write(f"{mat.name:16s} {method:20s} " + (
+            f"failed: {result.error}" if isinstance(result, Failed)
+            else " ".join(f"{r.psnr:6.2f}" for r in result.levels) + (" (reused)" if result.reused else "")))
+    return checkpoints
+
+
+def kept_checkpoints(cfg: BenchConfig, mats: list[MaterialFile], cells: Path) -> dict[str, dict[str, str]]:
+    """The NeuMIP checkpoints of quality cells finished before (when this run skips quality)."""
+    suite = cfg.suite
+    checkpoints: dict[str, dict[str, str]] = {m.name: {} for m in mats}
+    for mat in mats:
+        for method in (m for m in suite.methods if m in NEUMIP_METHODS):
+            seed = suite.seeds_of(method, mat.family)[0]
+            kept = neumip_cell(mat, method, seed, suite, cells, cfg.progress).kept()
+            if kept is not None:
+                checkpoints[mat.name][method] = kept.checkpoint
+    return checkpoints
+
+
+def image_cells(cfg: BenchConfig, mats: list[MaterialFile], checkpoints: dict[str, dict[str, str]],
+                cells: Path, run_dir: Path, results: SuiteResults) -> None:
+    """Run (or reuse) every material's rendered comparison into ``results.images``; the sheets
+    are copied into the run folder."""
+    suite = cfg.suite
+    render_methods = suite.render_methods or suite.methods
+    for mat in tqdm(mats, desc="image cells", unit="material", disable=not cfg.progress):
+        cell = image_cell(mat, render_methods, checkpoints[mat.name], suite, cells, cfg.progress)
+        result = results.images[mat.name] = run_cell(cell, cfg.rerun)
+        if isinstance(result, ImageRun):
+            shutil.copyfile(result.sheet, run_dir / f"compare_{mat.name}.png")
+
+
+def write_report(cfg: BenchConfig, results: SuiteResults, run_dir: Path) -> dict[str, Path]:
+    """results.json, the plots and RESULTS.md into the run folder, and into docs/ and the
+    README's headline block with ``publish``."""
     written = {"json": run_dir / "results.json", "md": run_dir / "RESULTS.md"}
     with atomic_path(written["json"]) as tmp:
-        tmp.write_text(json.dumps(results, indent=1, default=float))
+        tmp.write_text(json.dumps(to_json(results), indent=1, default=float))
     written.update(write_plots(results, run_dir))
     with atomic_path(written["md"]) as tmp:
         tmp.write_text(write_results_md(results, [p.name for p in run_dir.glob("compare_*.png")]))
@@ -176,43 +159,62 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     return written
 
 
-def run_speed(
-    cfg: BenchConfig, mats, checkpoints: dict[str, dict[str, str]], run_dir: Path
-) -> dict[str, Any]:
+def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
+    """Run the suite: quality cells, image cells, speed, then the report; returns the written
+    files by name."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    suite = cfg.suite
+    root = Path(cfg.out_root)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")
+    run_dir = check_output_dir(root / "runs" / f"{stamp}_{suite.name}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cells = root / "cells"
+    parts = cfg.only or ["quality", "images", "speed"]
+    t_start = time.perf_counter()
+    results = SuiteResults(asdict(suite), machine(), git_revision(), command, stamp)
+    mats = material_files(suite, root / "data", cfg.progress)
+    if "quality" in parts:
+        checkpoints = quality_cells(cfg, mats, cells, results)
+    else:  # images and speed still use the NeuMIP cells finished before
+        checkpoints = kept_checkpoints(cfg, mats, cells)
+    if "images" in parts:
+        image_cells(cfg, mats, checkpoints, cells, run_dir, results)
+    if "speed" in parts and suite.speed:
+        results.speed = run_speed(cfg, mats, checkpoints, run_dir)
+    results.seconds = time.perf_counter() - t_start
+    return write_report(cfg, results, run_dir)
+
+
+def run_speed(cfg: BenchConfig, mats: list[MaterialFile], checkpoints: dict[str, dict[str, str]],
+              run_dir: Path) -> dict[str, DeviceSpeed]:
     """Speed on the CPU, and on CUDA when present; a failing part is recorded and skipped."""
     suite = cfg.suite
-    out: dict[str, Any] = {}
+    out: dict[str, DeviceSpeed] = {}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     data = next((m.path for m in mats if m.synthetic), mats[0].path if mats else None)
     ckpt = next((c.get("neumip") for c in checkpoints.values() if c.get("neumip")), None)
     ckpt = ckpt or fresh_checkpoint(run_dir / "speed_model.safetensors", suite.resolution)
     for device in devices:
-        d: dict[str, Any] = {}
-        d["gemm"] = _guard(
-            lambda device=device: {
-                "fp32": gemm_gflops(torch.float32, device),
-                "bf16": gemm_gflops(torch.bfloat16, device),
-            }
-        )
-        gflops = d["gemm"] if "error" not in d["gemm"] else {"fp32": float("nan"), "bf16": float("nan")}
-        d["bandwidth"] = _guard(lambda device=device: {"gbps": copy_gbps(device)})
-        gbps = d["bandwidth"].get("gbps", float("nan"))
-        d["queries"] = _guard(
-            lambda device=device, g=gflops, bw=gbps: query_rows(
-                device, suite.speed_batch, g, suite.resolution, bw
-            )
-        )
+        d = DeviceSpeed()
+        d.gemm = _guard(lambda device=device: {"fp32": gemm_gflops(torch.float32, device),
+                                               "bf16": gemm_gflops(torch.bfloat16, device)})
+        gflops = d.gemm if isinstance(d.gemm, dict) else {"fp32": float("nan"), "bf16": float("nan")}
+        d.bandwidth = _guard(lambda device=device: copy_gbps(device))
+        gbps = d.bandwidth if isinstance(d.bandwidth, float) else float("nan")
+        d.queries = _guard(lambda device=device, g=gflops, bw=gbps: query_rows(
+            device, suite.speed_batch, g, suite.resolution, bw))
         if data is not None:
-            d["training"] = _guard(lambda device=device: train_rows(data, device, suite.speed_train_steps))
-        d["frames"] = _guard(lambda device=device: frame_rows(ckpt, suite.speed_frames, device))
+            d.training = _guard(lambda device=device: train_rows(data, device, suite.speed_train_steps))
+        d.frames = _guard(lambda device=device: frame_rows(ckpt, suite.speed_frames, device))
         out[device] = d
         tqdm.write(f"speed on {device}: done")
     return out
 
 
-def _guard(fn) -> Any:
-    """fn()'s result, or {"error": ...} when it raises (the rest of the suite goes on)."""
+def _guard(fn: Callable[[], T]) -> T | Failed:
+    """fn()'s result, or :class:`Failed` when it raises (the rest of the suite goes on)."""
     try:
         return fn()
     except Exception as e:  # noqa: BLE001 - recorded in the results
-        return {"error": f"{type(e).__name__}: {e}"}
+        return Failed(f"{type(e).__name__}: {e}")

@@ -11,8 +11,11 @@ from omegaconf import DictConfig
 from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.structured import to_dataclass
 from btf_data.cli.user_errors import user_errors
+from neumip.config_store import register_configs
 from renderer.bench.config import BenchConfig
 from renderer.bench.suite import run_bench
+
+register_configs()  # model_fields composes conf/train.yaml's model options inside this app
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bench")

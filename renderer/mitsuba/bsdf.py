@@ -33,6 +33,7 @@ import drjit as dr
 import mitsuba as mi
 import torch
 
+from renderer.materials import Material
 from renderer.render import RenderSettings, eval_footprint
 
 #: Share of cosine sampling in the ``lobe`` mixture (keeps every direction reachable, so the
@@ -42,9 +43,7 @@ LOBE_COSINE_SHARE = 0.3
 
 @dataclass
 class Registered:
-    material: Any
-    resolution: int
-    n_levels: int
+    material: Material
     settings: RenderSettings
     sampling: str
     alpha: float
@@ -92,27 +91,21 @@ def fit_lobe_alpha(
     return float(min(max(median, 0.02), 1.0))
 
 
-def register_named(
-    key: str, material: Any, resolution: int, n_levels: int, lod_mode: str = "max", sampling: str = "cosine"
-) -> None:
+def register_named(key: str, material: Material, lod_mode: str = "max", sampling: str = "cosine") -> None:
     """Make a project material available to ``<bsdf type="neumip">`` entries whose
     ``material_id`` is ``key`` (XML scenes name their materials this way)."""
     if sampling not in ("cosine", "lobe"):
         raise ValueError(f"sampling must be cosine or lobe, got {sampling!r}")
     device = "cuda" if mi.variant().startswith("cuda") else "cpu"  # where Dr.Jit hands torch its arrays
     alpha = fit_lobe_alpha(material, device=device) if sampling == "lobe" else 1.0
-    _MATERIALS[key] = Registered(
-        material, resolution, n_levels, RenderSettings(lod_mode=lod_mode, progress=False), sampling, alpha
-    )
+    _MATERIALS[key] = Registered(material, RenderSettings(lod_mode=lod_mode, progress=False), sampling, alpha)
 
 
-def material_bsdf(
-    material: Any, resolution: int, n_levels: int, lod_mode: str = "max", sampling: str = "cosine"
-) -> dict[str, Any]:
-    """A Mitsuba scene-dict entry ``{"type": "neumip", ...}`` for a project material with
-    ``resolution`` level-0 texels per uv unit and ``n_levels`` levels."""
+def material_bsdf(material: Material, lod_mode: str = "max", sampling: str = "cosine") -> dict[str, Any]:
+    """A Mitsuba scene-dict entry ``{"type": "neumip", ...}`` for a project material (its
+    resolution and levels turn the hit's uv footprint into lods)."""
     key = f"_material{next(_ids)}"
-    register_named(key, material, resolution, n_levels, lod_mode, sampling)
+    register_named(key, material, lod_mode, sampling)
     return {"type": "neumip", "material_id": key}
 
 
@@ -131,12 +124,7 @@ class ProjectBSDF(mi.BSDF):
                 f"neumip BSDF: unknown material_id {key!r}; build the entry with material_bsdf()"
             )
         reg = _MATERIALS[key]
-        self.material, self.resolution, self.n_levels, self.settings = (
-            reg.material,
-            reg.resolution,
-            reg.n_levels,
-            reg.settings,
-        )
+        self.material, self.settings = reg.material, reg.settings
         self.sampling, self.alpha = reg.sampling, reg.alpha
         self.lobe = mi.MicrofacetDistribution(mi.MicrofacetType.GGX, reg.alpha, False)
         flags = (
@@ -161,7 +149,7 @@ class ProjectBSDF(mi.BSDF):
         )
         duv_dx = dr.select(finite, si.duv_dx, mi.Vector2f(0.0))
         duv_dy = dr.select(finite, si.duv_dy, mi.Vector2f(0.0))
-        material, res, levels, settings = self.material, self.resolution, self.n_levels, self.settings
+        material, settings = self.material, self.settings
 
         @dr.wrap(source="drjit", target="torch")
         def project_eval(u, v, lx, ly, lz, vx, vy, vz, dxu, dxv, dyu, dyv):
@@ -170,7 +158,7 @@ class ProjectBSDF(mi.BSDF):
             wo_t = torch.nn.functional.normalize(torch.stack([vx, vy, vz], 1), dim=1)
             dx, dy = torch.stack([dxu, dxv], 1), torch.stack([dyu, dyv], 1)
             with torch.no_grad():
-                rgb = eval_footprint(material, uv, wi, wo_t, dx, dy, res, levels, settings)
+                rgb = eval_footprint(material, uv, wi, wo_t, dx, dy, settings)
             return rgb[:, 0].contiguous(), rgb[:, 1].contiguous(), rgb[:, 2].contiguous()
 
         r, g, b = project_eval(

@@ -18,50 +18,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from btf_data.atomic import check_output_dir
 from btf_data.cli.user_errors import user_errors
 
-
-@dataclass
-class ProjectMaterial:
-    material: Any
-    resolution: int
-    n_levels: int
-
-
-def load_material(spec: str, device: str = "cpu") -> ProjectMaterial:
-    """A project material from its spec (see the module docstring)."""
-    from renderer.command import MATERIALS, RenderCommandConfig, make_material
-    from renderer.materials import ConstantMaterial
-
-    kind, _, arg = spec.partition(":")
-    if kind == "constant":
-        try:
-            rgb = tuple(float(x) for x in arg.split(","))
-        except ValueError:
-            rgb = ()
-        if len(rgb) != 3:
-            raise ValueError(
-                f"material spec {spec!r}: constant needs three numbers, e.g. constant:0.3,0.3,0.3"
-            )
-        return ProjectMaterial(ConstantMaterial(rgb), 1, 1)
-    if kind not in MATERIALS or not arg:
-        raise ValueError(
-            f"material spec {spec!r}: expected KIND:PATH with KIND one of "
-            f"{', '.join(MATERIALS)} or constant:R,G,B"
-        )
-    cfg = RenderCommandConfig(
-        method=kind, checkpoint=arg if kind == "neumip" else None, btf=None if kind == "neumip" else arg
-    )
-    cfg.settings.device = device
-    material, res, levels = make_material(kind, cfg)
-    return ProjectMaterial(material, res, levels)
+if TYPE_CHECKING:
+    from renderer.materials import Material
 
 
 #: The demo's bundled mesh: a torus ring with uv (the material 4 times around it), 118 KB.
@@ -112,7 +78,7 @@ def demo_scene(
 
 def render_scene(
     scene: dict[str, Any] | str | Path,
-    materials: dict[str, str | ProjectMaterial],
+    materials: dict[str, str | Material],
     out: str | Path | None = None,
     variant: str = "llvm_ad_rgb",
     lod_mode: str = "max",
@@ -126,12 +92,11 @@ def render_scene(
     from renderer.mitsuba.llvm import setup
 
     mi = setup(variant)
+    from renderer.material_specs import open_material
     from renderer.mitsuba.bsdf import material_bsdf, register_named
 
     device = "cuda" if variant.startswith("cuda") else "cpu"
-    mats = {
-        k: v if isinstance(v, ProjectMaterial) else load_material(v, device) for k, v in materials.items()
-    }
+    mats = {k: open_material(v, device) if isinstance(v, str) else v for k, v in materials.items()}
     if isinstance(scene, dict):
         scene = dict(scene)
         for name, m in mats.items():
@@ -140,12 +105,12 @@ def render_scene(
                 raise ValueError(f"scene has no shape {name!r}; its shapes: {', '.join(shapes)}")
             scene[name] = {
                 **scene[name],
-                "bsdf": material_bsdf(m.material, m.resolution, m.n_levels, lod_mode, sampling),
+                "bsdf": material_bsdf(m, lod_mode, sampling),
             }
         loaded = mi.load_dict(scene)
     else:
         for name, m in mats.items():
-            register_named(name, m.material, m.resolution, m.n_levels, lod_mode, sampling)
+            register_named(name, m, lod_mode, sampling)
         loaded = mi.load_file(str(scene))
     image = np.array(mi.render(loaded, spp=spp or 0, seed=seed), dtype=np.float32)[..., :3]
     if out is not None:

@@ -1,0 +1,99 @@
+"""NeuMIP's decoders: the MLP that turns a latent vector and the two directions into radiance,
+together with its output head. ``ModelConfig.decoder`` names one; :func:`make_decoder` builds it.
+
+Contract of every decoder (a :class:`Decoder`):
+- ``decoder(latent, wi, wo) -> rgb``: latent (N, C) float32 (C = ``cfg.latent_channels``), wi and
+  wo (N, 3) unit vectors in the tangent frame (z > 0), encoded here as ``cfg.direction_encoding``
+  says; rgb (N, 3) float32 linear RGB, BRDF-like as the BTF files hold, clamped to >= 0 in eval
+  mode and left unclamped in training mode (so the loss sees, and corrects, negative outputs);
+- ``.mlp``: its :class:`~neumip.mlp_backends.FlatMLP` (the bare network, timed alone by the
+  benchmarks: ``decoder.mlp(x)`` with x (N, ``decoder.mlp.n_in``)); ``.backend``: its backend;
+- the learned parameters are the MLP's only (state_dict key ``mlp.params``); constants of the
+  head are non-persistent buffers, so a checkpoint holds weights, not code.
+
+A new variant is a :class:`Decoder` subclass and one row of :data:`DECODERS` (and a
+conf/model/<name>.yaml that selects it with ``decoder: <name>``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from neumip.direction_encoding import encode_direction, encoding_width
+from neumip.mlp_backends import FlatMLP, make_mlp
+
+if TYPE_CHECKING:
+    from neumip.config import ModelConfig
+
+#: YUV -> RGB (BT.601 inverse; the paper's decoder predicts log-radiance in YUV).
+YUV_TO_RGB = torch.tensor(
+    [[1.0, 0.0, 1.13983], [1.0, -0.39465, -0.58060], [1.0, 2.03211, 0.0]]
+)
+
+
+class Decoder(nn.Module):
+    """Base of NeuMIP's decoders: latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3)."""
+
+    mlp: FlatMLP
+
+    def __init__(self, cfg: ModelConfig, backend: str) -> None:
+        super().__init__()
+        self.encoding = cfg.direction_encoding
+
+    @property
+    def backend(self) -> str:
+        """The MLP backend actually in use (``torch`` or ``tcnn``)."""
+        return self.mlp.backend
+
+    def mlp_input(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
+        """latent (N, C), wi (N, 3), wo (N, 3) -> the MLP's input (N, C + 2 * encoding width)."""
+        return torch.cat([latent, encode_direction(wi, self.encoding), encode_direction(wo, self.encoding)],
+                         dim=1)
+
+    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
+        """latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3)."""
+        raise NotImplementedError
+
+
+class YUVLogDecoder(Decoder):
+    """The paper's decoder (Kuznetsov et al. 2021) with the official code's shadow mask.
+
+    The MLP predicts a YUV triplet t (N, 3) of log-radiance, and rgb = exp(YUV->RGB(t)) - 1
+    (log-space, so highlights and shadows train equally); with ``cfg.shadow_mask`` it predicts
+    three more outputs m and rgb *= 0.1 + sigmoid(m). The MLP is ``cfg.decoder_width`` wide with
+    ``cfg.decoder_layers`` hidden layers."""
+
+    def __init__(self, cfg: ModelConfig, backend: str) -> None:
+        super().__init__(cfg, backend)
+        self.shadow_mask = cfg.shadow_mask
+        self.mlp = make_mlp(cfg.latent_channels + 2 * encoding_width(cfg.direction_encoding),
+                            6 if cfg.shadow_mask else 3, cfg.decoder_width, cfg.decoder_layers, backend)
+        self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)
+
+    def head(self, t: torch.Tensor) -> torch.Tensor:
+        """The MLP's output t (N, 6) (N, 3 without the shadow mask) -> rgb (N, 3)."""
+        rgb = torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
+        if self.shadow_mask:
+            rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))
+        return rgb if self.training else rgb.clamp_min(0.0)
+
+    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
+        """latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3)."""
+        return self.head(self.mlp(self.mlp_input(latent, wi, wo)))
+
+
+#: ``ModelConfig.decoder`` -> the decoder class.
+DECODERS: dict[str, type[Decoder]] = {
+    "yuv_log": YUVLogDecoder,
+}
+
+
+def make_decoder(cfg: ModelConfig, backend: str) -> Decoder:
+    """The decoder ``cfg.decoder`` names, its MLP on ``backend`` (already resolved, or ``auto``)."""
+    if cfg.decoder not in DECODERS:
+        raise ValueError(f"model.decoder={cfg.decoder!r}: must be one of {', '.join(DECODERS)}")
+    return DECODERS[cfg.decoder](cfg, backend)
+

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
 from neumip.config import ModelConfig, TrainConfig
 from neumip.config_store import register_configs
 from neumip.model import NeuMIP
 from neumip.train import Trainer
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
 
 register_configs()  # conf/train.yaml's model/full, schedule/paper... are the dataclasses
 

@@ -13,7 +13,7 @@ import tempfile
 
 import torch
 
-from renderer.bench.speed import best_of, gemm_gflops
+from benchmarks.suite.speed import best_of, gemm_gflops
 
 
 def main() -> None:

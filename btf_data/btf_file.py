@@ -27,10 +27,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from btf_data.atomic import atomic_path
 from btf_data.errors import BTFFormatError
 from btf_data.pyramid import filtered_pyramid, level_count
 from btf_data.svbrdf import SVBRDFMaps
+from plumbing.atomic import atomic_path
 
 FORMAT_VERSION = 1
 SVBRDF_MAPS = ("albedo", "normal", "roughness", "height", "metallic", "specular")

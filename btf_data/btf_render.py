@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from btf_data.brdf import isotropic_tensor, microfacet_brdf, to_local_frame
-from btf_data.config_checks import require
 from btf_data.lookup import lookup_bilinear
 from btf_data.svbrdf import SVBRDFMaps
+from plumbing.config_checks import require
 
 
 @dataclass

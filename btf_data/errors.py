@@ -30,12 +30,3 @@ class MaterialMapError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
-
-
-class OutputPathError(ValueError):
-    """An output location that cannot be written: found before any work starts."""
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")

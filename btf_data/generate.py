@@ -8,14 +8,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from btf_data.atomic import check_output_file
 from btf_data.btf_file import BTFWriter
 from btf_data.btf_render import RenderConfig, render_btf
-from btf_data.config_checks import is_power_of_two, require
 from btf_data.directions import direction_set, random_directions, split_by_direction, split_pairs
 from btf_data.material_maps import MapsConfig, maps_material
 from btf_data.procedural import MATERIALS, default_params, procedural_maps
 from btf_data.svbrdf import SVBRDFMaps
+from plumbing.atomic import check_output_file
+from plumbing.config_checks import is_power_of_two, require
 
 
 @dataclass

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from btf_data.atomic import check_output_file
 from btf_data.btf_file import BTFWriter
 from btf_data.directions import split_pairs
 from btf_data.ubo2014 import UBO2014Reader
+from plumbing.atomic import check_output_file
 
 
 @dataclass

@@ -19,10 +19,10 @@ import numpy as np
 
 from btf_data.btf_render import render_btf
 from btf_data.directions import spherical_to_cartesian
-from btf_data.figures import image_grid
 from btf_data.procedural import MATERIALS, procedural_maps
 from btf_data.pyramid import filtered_pyramid
-from btf_data.tonemap import to_uint8
+from plumbing.figures import image_grid
+from plumbing.tonemap import to_uint8
 
 RESOLUTION = 128
 LEVEL = 3

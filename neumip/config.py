@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from btf_data.config_checks import require
 from btf_data.generate import GenerateConfig
+from plumbing.config_checks import require
 
 
 @dataclass

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from btf_data.atomic import atomic_path
 from btf_data.btf_file import BTFFile
-from btf_data.tonemap import to_uint8, tonemap
 from neumip.model import NeuMIP
+from plumbing.atomic import atomic_path
+from plumbing.tonemap import to_uint8, tonemap
 
 
 def texel_centres(resolution: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -146,7 +146,7 @@ def scores_markdown(scores: list[LevelScore], title: str) -> str:
 
 def write_report(scores: list[LevelScore], out_dir: str | Path, title: str) -> dict[str, Path]:
     """eval.md, eval.json and eval_psnr.png in out_dir (each written atomically)."""
-    from btf_data.figures import level_plot
+    from plumbing.figures import level_plot
 
     out_dir = Path(out_dir)
     paths = {"md": out_dir / "eval.md", "json": out_dir / "eval.json", "png": out_dir / "eval_psnr.png"}
@@ -163,7 +163,7 @@ def level_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int, 
                 device: str | torch.device = "cpu", title: str = "") -> Path:
     """A labelled PNG: ground truth (top) and the model (bottom) for one direction pair, one column
     per level, each shown at level-0 size."""
-    from btf_data.figures import image_grid
+    from plumbing.figures import image_grid
 
     device = torch.device(device)
     was_training = model.training

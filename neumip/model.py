@@ -17,12 +17,12 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch import nn
 
-from neumip.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from neumip.config import ModelConfig
 from neumip.decoder import YUV_TO_RGB, make_decoder
 from neumip.latent_pyramid import LatentPyramid
 from neumip.mlp_backends import resolve_backend
 from neumip.neural_offset import NeuralOffset
+from plumbing.tensor_files import CheckpointError, read_checkpoint, save_checkpoint
 
 _UNIT_TOL = 1e-3
 

@@ -15,17 +15,18 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from btf_data.atomic import check_output_dir
 from btf_data.btf_file import BTFFile, file_fingerprint
 from btf_data.errors import BTFFormatError
 from btf_data.generate import generate
 from btf_data.sampler import PyramidSampler, SamplerConfig
-from neumip.checkpoint import CheckpointError, load_optimizer_state, optimizer_state, read_checkpoint
+from neumip.checkpoint import load_optimizer_state, optimizer_state
 from neumip.config import ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
 from neumip.latent_pyramid import latent_level_count
 from neumip.model import NeuMIP, model_config_from_meta
 from neumip.training_curves import TrainingCurves
+from plumbing.atomic import check_output_dir
+from plumbing.tensor_files import CheckpointError, read_checkpoint
 
 log = logging.getLogger(__name__)
 

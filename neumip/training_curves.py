@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from btf_data.atomic import atomic_path
+from plumbing.atomic import atomic_path
 
 
 class TrainingCurves:

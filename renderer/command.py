@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btf_data.atomic import atomic_path, check_output_dir
-from btf_data.config_checks import require
 from neumip.checkpoint import training_data_path
+from plumbing.atomic import atomic_path, check_output_dir
+from plumbing.config_checks import require
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial
 from renderer.material_specs import open_material, reference_material

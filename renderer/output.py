@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from btf_data.atomic import atomic_path
-from btf_data.figures import image_grid
-from btf_data.tonemap import to_uint8, tonemap
+from plumbing.atomic import atomic_path
+from plumbing.figures import image_grid
+from plumbing.tonemap import to_uint8, tonemap
 
 
 def write_exr(path: str | Path, image: np.ndarray) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from btf_data.config_checks import require
+from plumbing.config_checks import require
 from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere, dot3, uv_derivatives
 from renderer.lights import DirectionalLight, PointLight

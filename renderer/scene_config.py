@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from btf_data.config_checks import require
+from plumbing.config_checks import require
 from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere
 from renderer.lights import DirectionalLight, PointLight

@@ -13,8 +13,8 @@ from btf_data.btf_file import BTFFile
 from btf_data.generate import GenerateConfig, MaterialConfig, generate
 from btf_data.procedural import procedural_maps
 from btf_data.svbrdf import SVBRDFMaps
-from btf_data.tonemap import tonemap_torch
 from neumip.evaluate import evaluate_query
+from plumbing.tonemap import tonemap_torch
 from renderer.baselines import METHODS, BaselineConfig, FitConfig, SVBRDFPyramidMaterial, build_pyramid
 from renderer.baselines.mipnet import (
     SHIPPED_CHECKPOINT,

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from renderer.bench.config import BenchConfig, SuiteConfig
-from renderer.bench.report import README_BEGIN, README_END, cell_minutes
-from renderer.bench.results import CellRun, Failed, results_from_json
-from renderer.bench.speed import QUERY_IO_FLOATS, bandwidth_bound_qps, bound_qps, mlp_flops
-from renderer.bench.suite import run_bench
+from benchmarks.suite.config import BenchConfig, SuiteConfig
+from benchmarks.suite.report import README_BEGIN, README_END, cell_minutes
+from benchmarks.suite.results import CellRun, Failed, results_from_json
+from benchmarks.suite.run import run_bench
+from benchmarks.suite.speed import QUERY_IO_FLOATS, bandwidth_bound_qps, bound_qps, mlp_flops
 from tests.conftest import write_small_btf
 
 
@@ -49,7 +49,7 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     extra = tmp_path / "captured.h5"
     write_small_btf(extra)  # a "measured" file: no SVBRDF maps
 
-    import renderer.bench.quality as quality
+    import benchmarks.suite.quality as quality
 
     real = quality.open_material
 
@@ -128,7 +128,7 @@ class Trained(CellRun):
 
 
 def test_a_kept_cell_is_recomputed_when_no_longer_valid(tmp_path):
-    from renderer.bench.cells import Cell, run_cell
+    from benchmarks.suite.cells import Cell, run_cell
 
     calls = []
 
@@ -151,7 +151,7 @@ def test_a_kept_cell_is_recomputed_when_no_longer_valid(tmp_path):
 
 
 def test_every_baseline_option_enters_the_svbrdf_cell_key(tmp_path):
-    from renderer.bench.quality import MaterialFile, svbrdf_cell
+    from benchmarks.suite.quality import MaterialFile, svbrdf_cell
 
     mat = MaterialFile("leather", tmp_path / "leather.h5", "normal-mapped", True, 0, 0)
 
@@ -171,8 +171,7 @@ def test_every_baseline_option_enters_the_svbrdf_cell_key(tmp_path):
 
 
 def test_results_read_back_from_json_are_the_same_types_and_numbers():
-    from neumip.evaluate import LevelScore
-    from renderer.bench.results import (
+    from benchmarks.suite.results import (
         DeviceSpeed,
         Empty,
         MaterialResult,
@@ -184,6 +183,7 @@ def test_results_read_back_from_json_are_the_same_types_and_numbers():
         mean_levels,
         to_json,
     )
+    from neumip.evaluate import LevelScore
 
     def levels(*psnrs):
         return [LevelScore(k, 16 >> k, p, 10 ** (-p / 10), 0.0, p + 1) for k, p in enumerate(psnrs)]
@@ -210,7 +210,7 @@ def test_results_read_back_from_json_are_the_same_types_and_numbers():
 
 
 def test_seeds_and_families_of_a_budgeted_suite():
-    from renderer.bench.quality import MaterialFile, empty_reason
+    from benchmarks.suite.quality import MaterialFile, empty_reason
 
     suite = tiny_suite(
         seeds=[0, 1],

@@ -11,10 +11,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from btf_data.btf_file import BTFFile
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
 from btf_data.generate import GenerateConfig
 from btf_data.import_ubo import ImportConfig
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
 from tests.fmf1_writer import write_fmf1
 
 BIN = Path(sys.executable).parent

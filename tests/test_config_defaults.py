@@ -33,15 +33,15 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
+from benchmarks.suite.config import BenchConfig, SuiteConfig, model_fields
 from btf_data.btf_render import RenderConfig
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
 from btf_data.generate import GenerateConfig, MaterialConfig, PyramidConfig
 from btf_data.import_ubo import ImportConfig
 from neumip.config import DataConfig, ModelConfig, TrainConfig
 from neumip.config_store import NODES, register_configs
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
 from renderer.baselines.mipnet_train import MIPNetTrainConfig
-from renderer.bench.config import BenchConfig, SuiteConfig, model_fields
 from renderer.command import RenderCommandConfig
 from renderer.scene_config import SceneConfig
 

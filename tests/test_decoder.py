@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from neumip.checkpoint import CheckpointError, save_checkpoint
 from neumip.config import ModelConfig
 from neumip.decoder import DECODERS, YUVLogDecoder, make_decoder
 from neumip.model import NeuMIP, model_config_from_meta
+from plumbing.tensor_files import CheckpointError, save_checkpoint
 
 
 def _dirs(n: int, seed: int) -> torch.Tensor:

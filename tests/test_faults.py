@@ -15,14 +15,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from btf_data.atomic import atomic_path, remove_stale_temporaries, user_file_mode
 from btf_data.btf_file import BTFFile
 from btf_data.errors import BTFFormatError
 from btf_data.generate import GenerateConfig
-from neumip.checkpoint import CheckpointError, read_checkpoint
 from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
 from neumip.model import NeuMIP
 from neumip.train import Trainer
+from plumbing.atomic import atomic_path, remove_stale_temporaries, user_file_mode
+from plumbing.tensor_files import CheckpointError, read_checkpoint
 from renderer.command import RenderCommandConfig
 from renderer.render import RenderSettings
 from renderer.scene_config import SceneConfig

@@ -347,7 +347,7 @@ def _same_plane_scene(material, spp_axis=8):
 
 
 def _psnr_tonemapped(a, b):
-    from btf_data.tonemap import tonemap
+    from plumbing.tonemap import tonemap
 
     return 10 * np.log10(1.0 / np.mean((tonemap(a) - tonemap(b)) ** 2))
 

@@ -14,13 +14,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from btf_data.btf_file import BTFFile
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
-from neumip.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels
 from neumip.model import NeuMIP
 from neumip.train import Trainer, blur_sigma, neumip_loss
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
+from plumbing.tensor_files import CheckpointError, read_checkpoint, save_checkpoint
 from tests.conftest import synthetic_btf, write_small_btf
 
 

@@ -17,12 +17,13 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from btf_data.btf_file import BTFFile
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
 from btf_data.generate import GenerateConfig
-from neumip.checkpoint import CheckpointError, training_data_path
+from neumip.checkpoint import training_data_path
 from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
 from neumip.train import Trainer
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
+from plumbing.tensor_files import CheckpointError
 from renderer.command import RenderCommandConfig
 from tests.conftest import synthetic_btf
 
@@ -165,3 +166,25 @@ def test_no_stale_docstrings_point_at_issues_or_missing_files():
             if "DESIGN.md" in text or "arrives with issue" in text:
                 stale.append(str(f.relative_to(REPO)))
     assert stale == []
+
+
+#: The house, bottom to top: a package may import those below it, never one above.
+FLOORS = ("plumbing", "btf_data", "neumip", "renderer", "benchmarks")
+
+
+def test_no_import_runs_back_up_the_house():
+    import ast
+
+    upward, seen = [], set()
+    for floor, pkg in enumerate(FLOORS):
+        for f in sorted((REPO / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(f.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                for name in names:
+                    top = name.split(".")[0]
+                    seen.add((pkg, top))
+                    if top in FLOORS and FLOORS.index(top) > floor:
+                        upward.append(f"{f.relative_to(REPO)} imports {name}")
+    assert upward == []
+    assert {("renderer", "neumip"), ("neumip", "btf_data"), ("btf_data", "plumbing")} <= seen  # it reads imports

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from btf_data.btf_file import BTFFile
-from neumip.checkpoint import CheckpointError
+from plumbing.tensor_files import CheckpointError
 from renderer.camera import PinholeCamera
 from renderer.command import RenderCommandConfig, method_spec
 from renderer.geometry import Cylinder, GroundPlane, Sphere, uv_derivatives

@@ -8,11 +8,11 @@ import hydra
 from omegaconf import DictConfig
 
 from btf_data.btf_file import BTFFile
-from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.info import describe, write_preview
-from btf_data.cli.structured import to_dataclass
-from btf_data.cli.user_errors import user_errors
 from btf_data.generate import GenerateConfig, generate
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
+from plumbing.user_errors import user_errors
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")

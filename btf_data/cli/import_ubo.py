@@ -7,11 +7,11 @@ import hydra
 from omegaconf import DictConfig
 
 from btf_data.btf_file import BTFFile
-from btf_data.cli.conf_dir import CONF_DIR
 from btf_data.cli.info import describe
-from btf_data.cli.structured import to_dataclass
-from btf_data.cli.user_errors import user_errors
 from btf_data.import_ubo import ImportConfig, import_ubo
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
+from plumbing.user_errors import user_errors
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="import_ubo")

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from btf_data.atomic import check_output_file
 from btf_data.btf_file import BTFFile
-from btf_data.cli.user_errors import user_errors
-from btf_data.figures import image_grid
-from btf_data.tonemap import to_uint8
+from plumbing.atomic import check_output_file
+from plumbing.figures import image_grid
+from plumbing.tonemap import to_uint8
+from plumbing.user_errors import user_errors
 
 
 def _size(n: float) -> str:

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from btf_data.btf_file import BTFFile, rewrite_pyramid
-from btf_data.cli.user_errors import user_errors
+from plumbing.user_errors import user_errors
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from btf_data.atomic import check_output_dir
 from btf_data.btf_file import BTFFile
-from btf_data.cli.user_errors import user_errors
 from neumip.checkpoint import training_data_path
 from neumip.evaluate import evaluate_levels, scores_markdown, write_report
 from neumip.model import NeuMIP
+from plumbing.atomic import check_output_dir
+from plumbing.user_errors import user_errors
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
-from btf_data.cli.user_errors import user_errors
 from neumip.config import TrainConfig
 from neumip.config_store import register_configs
 from neumip.train import Trainer
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
+from plumbing.user_errors import user_errors
 
 register_configs()  # model/full, schedule/paper, ... of conf/train.yaml are the dataclasses
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from btf_data.pyramid import level_count
 from btf_data.svbrdf import SVBRDFMaps
-from neumip.checkpoint import read_checkpoint, save_checkpoint
+from plumbing.tensor_files import read_checkpoint, save_checkpoint
 from renderer.baselines.pyramid import SVBRDFPyramid, box_levels, level0_fields, pyramid_from_levels
 
 #: The checkpoint shipped with the repository (trained with ``mipnet-train`` and its cpu preset).
@@ -169,7 +169,7 @@ def load_mipnet(path: str | Path = SHIPPED_CHECKPOINT,
     """(model in float32 eval mode, metadata) of a MIPNet checkpoint."""
     tensors, meta = read_checkpoint(path, device)
     if meta.get("kind") != "mipnet":
-        from neumip.checkpoint import CheckpointError
+        from plumbing.tensor_files import CheckpointError
 
         raise CheckpointError(path, "not a MIPNet checkpoint (train one with mipnet-train)")
     model = MIPNet(MIPNetArch(**meta["arch"])).to(device)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from btf_data.atomic import atomic_path
 from btf_data.procedural import PATTERNS, ProceduralParams, fractal_noise, procedural_maps, uv_grid
 from btf_data.svbrdf import SVBRDFMaps, make_maps
+from plumbing.atomic import atomic_path
 
 #: Channel slices of a stored material.
 CHANNELS = {"normal": slice(0, 3), "alpha": slice(3, 4), "albedo": slice(4, 7),

@@ -21,17 +21,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from btf_data.atomic import atomic_path, check_output_dir, check_output_file
 from btf_data.brdf import isotropic_tensor
-from btf_data.config_checks import is_power_of_two, require
-from btf_data.tonemap import tonemap_torch
-from neumip.checkpoint import (
-    CheckpointError,
-    load_optimizer_state,
-    optimizer_state,
-    read_checkpoint,
-    save_checkpoint,
-)
+from neumip.checkpoint import load_optimizer_state, optimizer_state
+from plumbing.atomic import atomic_path, check_output_dir, check_output_file
+from plumbing.config_checks import is_power_of_two, require
+from plumbing.tensor_files import CheckpointError, read_checkpoint, save_checkpoint
+from plumbing.tonemap import tonemap_torch
 from renderer.baselines.mipnet import MIPNet, MIPNetArch, decode, encode, parameter_count, save_mipnet
 from renderer.baselines.mipnet_data import CHANNELS, MaterialSetConfig, material_set
 from renderer.baselines.pyramid import box_reduce, normalize

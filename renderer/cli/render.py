@@ -6,9 +6,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
-from btf_data.cli.user_errors import user_errors
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
+from plumbing.user_errors import user_errors
 from renderer.command import RenderCommandConfig, run_render
 
 

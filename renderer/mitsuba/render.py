@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from btf_data.atomic import check_output_dir
-from btf_data.cli.user_errors import user_errors
+from plumbing.atomic import check_output_dir
+from plumbing.user_errors import user_errors
 
 if TYPE_CHECKING:
     from renderer.materials import Material

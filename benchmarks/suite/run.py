@@ -19,13 +19,12 @@ from typing import Any, TypeVar
 import torch
 from tqdm import tqdm
 
-from btf_data.atomic import atomic_path, check_output_dir
-from renderer.bench.cells import run_cell
-from renderer.bench.config import NEUMIP_METHODS, BenchConfig
-from renderer.bench.images import image_cell
-from renderer.bench.quality import MaterialFile, empty_reason, material_files, neumip_cell, svbrdf_cell
-from renderer.bench.report import update_readme, write_plots, write_results_md
-from renderer.bench.results import (
+from benchmarks.suite.cells import run_cell
+from benchmarks.suite.config import NEUMIP_METHODS, BenchConfig
+from benchmarks.suite.images import image_cell
+from benchmarks.suite.quality import MaterialFile, empty_reason, material_files, neumip_cell, svbrdf_cell
+from benchmarks.suite.report import update_readme, write_plots, write_results_md
+from benchmarks.suite.results import (
     DeviceSpeed,
     Empty,
     Failed,
@@ -36,7 +35,15 @@ from renderer.bench.results import (
     SuiteResults,
     to_json,
 )
-from renderer.bench.speed import copy_gbps, frame_rows, fresh_checkpoint, gemm_gflops, query_rows, train_rows
+from benchmarks.suite.speed import (
+    copy_gbps,
+    frame_rows,
+    fresh_checkpoint,
+    gemm_gflops,
+    query_rows,
+    train_rows,
+)
+from plumbing.atomic import atomic_path, check_output_dir
 
 T = TypeVar("T")
 

@@ -8,12 +8,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from btf_data.cli.conf_dir import CONF_DIR
-from btf_data.cli.structured import to_dataclass
-from btf_data.cli.user_errors import user_errors
+from benchmarks.suite.config import BenchConfig
+from benchmarks.suite.run import run_bench
 from neumip.config_store import register_configs
-from renderer.bench.config import BenchConfig
-from renderer.bench.suite import run_bench
+from plumbing.conf_dir import CONF_DIR
+from plumbing.structured_config import to_dataclass
+from plumbing.user_errors import user_errors
 
 register_configs()  # model_fields composes conf/train.yaml's model options inside this app
 

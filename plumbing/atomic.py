@@ -14,7 +14,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from btf_data.errors import OutputPathError
+
+class OutputPathError(ValueError):
+    """An output location that cannot be written: found before any work starts."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
 
 
 def _existing_ancestor(path: Path) -> Path:

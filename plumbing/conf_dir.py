@@ -6,4 +6,4 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-CONF_DIR = os.environ.get("NEUMIP_CONF_DIR", str(Path(__file__).resolve().parents[2] / "conf"))
+CONF_DIR = os.environ.get("NEUMIP_CONF_DIR", str(Path(__file__).resolve().parents[1] / "conf"))

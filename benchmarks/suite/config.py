@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from btf_data.config_checks import require
+from plumbing.conf_dir import CONF_DIR
+from plumbing.config_checks import require
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig
 
-#: NeuMIP methods of the suite: the model config each one trains (conf/model/<name>.yaml).
-NEUMIP_METHODS = {
-    "neumip": "full",
-    "neumip_plus": "plus",
-    "neumip_no_offset": "no_offset",
-    "neumip_single_level": "single_level",
-}
+
+def neumip_methods() -> dict[str, str]:
+    """NeuMIP methods of the suite and the model option each one trains: ``neumip`` the faithful
+    ``model=full`` (ModelConfig's defaults), and ``neumip_<name>`` every conf/model/<name>.yaml
+    (a new model variant joins the suite by its config file alone)."""
+    files = sorted((Path(CONF_DIR) / "model").glob("*.yaml"))
+    return {"neumip": "full", **{f"neumip_{f.stem}": f.stem for f in files}}
+
+
+NEUMIP_METHODS = neumip_methods()
 
 #: Material families (quality.describe): SVBRDF maps with a normal map, with a heightfield, or none.
 FAMILIES = ("normal-mapped", "displaced", "measured")
@@ -32,10 +37,9 @@ def model_fields(name: str) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from btf_data.cli.conf_dir import CONF_DIR
-    from btf_data.cli.structured import to_dataclass
     from neumip.config import ModelConfig
     from neumip.config_store import register_configs
+    from plumbing.structured_config import to_dataclass
 
     register_configs()
     overrides = [f"model={name}"]

@@ -1,5 +1,5 @@
 """The suite's results as markdown tables and labelled plots. It renders the typed results of
-``renderer.bench.results`` (read from a run's cells or from results.json): nothing here computes
+``benchmarks.suite.results`` (read from a run's cells or from results.json): nothing here computes
 or edits a measurement. Each claim checked against the literature is one :class:`Claim`: its
 statement, its test on one material's numbers and the explanation printed where it fails, side by
 side."""
@@ -13,10 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from btf_data.atomic import atomic_path
-from neumip.evaluate import psnr
-from renderer.baselines import METHODS as SVBRDF_METHODS
-from renderer.bench.results import (
+from benchmarks.suite.results import (
     Empty,
     Failed,
     MaterialResult,
@@ -28,6 +25,9 @@ from renderer.bench.results import (
     finished_runs,
     mean_levels,
 )
+from neumip.evaluate import psnr
+from plumbing.atomic import atomic_path
+from renderer.baselines import METHODS as SVBRDF_METHODS
 
 GRAZING = "light 60-90 deg"
 

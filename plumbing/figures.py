@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from btf_data.atomic import atomic_path
+from plumbing.atomic import atomic_path
 
 #: Colormap and range of error maps (FLIP is in [0, 1]).
 ERROR_CMAP = "magma"

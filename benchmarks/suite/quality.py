@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.suite.cells import Cell, cell_key
+from benchmarks.suite.config import NEUMIP_METHODS, SuiteConfig, model_fields
+from benchmarks.suite.results import NeuMIPRun, SVBRDFRun, neumip_run_from_json, svbrdf_run_from_json
 from btf_data.btf_file import BTFFile
 from btf_data.generate import GenerateConfig, MaterialConfig, generate
 from neumip.evaluate import evaluate_levels, evaluate_query
 from neumip.model import NeuMIP, model_config_from_meta
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig
-from renderer.bench.cells import Cell, cell_key
-from renderer.bench.config import NEUMIP_METHODS, SuiteConfig, model_fields
-from renderer.bench.results import NeuMIPRun, SVBRDFRun, neumip_run_from_json, svbrdf_run_from_json
 from renderer.material_specs import open_material
 
 

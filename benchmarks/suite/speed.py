@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
+from benchmarks.suite.config import NEUMIP_METHODS, model_fields
+from benchmarks.suite.results import FrameRow, QueryRow, TrainRow
 from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
 from neumip.mlp_backends import tcnn_available
 from neumip.model import NeuMIP
-from renderer.bench.config import NEUMIP_METHODS, model_fields
-from renderer.bench.results import FrameRow, QueryRow, TrainRow
 
 
 def best_of(fn: Callable[[], Any], repeats: int = 3, sync: Callable[[], None] = lambda: None) -> float:

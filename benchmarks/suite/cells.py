@@ -1,4 +1,4 @@
-"""The suite's unit of work: a cell computes one typed result (``renderer.bench.results``), keeps
+"""The suite's unit of work: a cell computes one typed result (``benchmarks.suite.results``), keeps
 it on disk under a key made of everything that determines it, and records a failure without
 stopping the suite."""
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from btf_data.atomic import atomic_path
-from renderer.bench.results import CellRun, Failed, to_json
+from benchmarks.suite.results import CellRun, Failed, to_json
+from plumbing.atomic import atomic_path
 
 R = TypeVar("R", bound=CellRun)
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.suite.cells import Cell, cell_key
+from benchmarks.suite.config import SuiteConfig
+from benchmarks.suite.quality import MaterialFile, baseline_config
+from benchmarks.suite.results import Empty, FrameScore, ImageRun, image_run_from_json
 from btf_data.btf_file import file_fingerprint
 from renderer.baselines import METHODS as SVBRDF_METHODS
-from renderer.bench.cells import Cell, cell_key
-from renderer.bench.config import SuiteConfig
-from renderer.bench.quality import MaterialFile, baseline_config
-from renderer.bench.results import Empty, FrameScore, ImageRun, image_run_from_json
 from renderer.material_specs import open_material, reference_material
 from renderer.materials import Material
 from renderer.output import comparison_sheet, score, write_png

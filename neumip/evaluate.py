@@ -80,15 +80,24 @@ class LevelScore:
     pairs_by_light: dict[str, int] | None = None
 
 
+def spread_subset(pairs: np.ndarray, max_pairs: int | None) -> np.ndarray:
+    """At most ``max_pairs`` rows of ``pairs`` (P, 2), every k-th (k = ceil(P / max_pairs))."""
+    if max_pairs is None or len(pairs) <= max_pairs:
+        return pairs
+    return pairs[:: -(-len(pairs) // max_pairs)]
+
+
 @torch.no_grad()
 def evaluate_query(query: Query, btf: BTFFile, levels: int = 6, subset: str = "held_out",
                    device: str | torch.device = "cpu", max_pairs: int | None = None,
                    bands: tuple[float, ...] = LIGHT_BANDS_DEG) -> list[LevelScore]:
-    """Per-level scores of any query on the ``subset`` pairs (all of them, or the first
-    max_pairs), against the file's level-0 images and ``pyramid/<k>``: overall, as a renderer
-    shows them (times cos theta_i), and split by the light's elevation."""
+    """Per-level scores of any query on the ``subset`` pairs (all of them, or at most max_pairs
+    spread evenly over them: every k-th, so that a subset sees views and lights of every
+    elevation, not only the first, near head-on ones), against the file's level-0 images and
+    ``pyramid/<k>``: overall, as a renderer shows them (times cos theta_i), and split by the
+    light's elevation."""
     device = torch.device(device)
-    pairs = btf.pairs(subset)[:max_pairs]
+    pairs = spread_subset(btf.pairs(subset), max_pairs)
     labels = light_band_labels(bands)
     theta = np.degrees(np.arccos(np.clip(btf.wi_dirs[:, 2], -1.0, 1.0)))
     band_of = np.clip(np.searchsorted(bands, theta, side="right") - 1, 0, len(labels) - 1)

@@ -232,3 +232,75 @@ def test_seeds_and_families_of_a_budgeted_suite():
         tiny_suite(method_families={"neumip_no_offset": ["bumpy"]})
     with pytest.raises(ValueError, match="family_seeds"):
         tiny_suite(family_seeds={"displaced": []})
+
+
+def _levels(psnrs, bands=None):
+    """Level scores with the given PSNRs (their MSE 10^(-PSNR/10)), and per-band PSNRs."""
+    from neumip.evaluate import LevelScore
+
+    return [LevelScore(k, 16 >> k, p, 10 ** (-p / 10), 0.0, p, dict(bands or {}))
+            for k, p in enumerate(psnrs)]
+
+
+def _neumip(*seed_psnrs, bands=None):
+    from benchmarks.suite.results import NeuMIPRun, SeedRuns
+
+    return SeedRuns({str(i): NeuMIPRun(levels=_levels(p, bands), train_seconds=1.0, train_qps=1.0,
+                                       checkpoint="c") for i, p in enumerate(seed_psnrs)})
+
+
+def _svbrdf(psnrs, bands=None):
+    from benchmarks.suite.results import SVBRDFRun
+
+    return SVBRDFRun(levels=_levels(psnrs, bands), build_seconds=0.0)
+
+
+def _results(materials, methods):
+    from benchmarks.suite.results import MaterialResult, SuiteResults
+
+    return SuiteResults({"name": "t", "methods": methods, "levels": 2}, {}, "r", "c", "d",
+                        {n: MaterialResult(fam, f"{n}.h5", 0, 0, ms) for n, (fam, ms) in materials.items()})
+
+
+def test_headline_is_level0_and_the_mean_of_levels_1_to_5_per_material():
+    from benchmarks.suite.report import headline_md
+    from benchmarks.suite.results import Empty
+
+    methods = {"neumip": _neumip([30.0, 20.0, 22.0]), "lean": _svbrdf([25.0, 26.0, 30.0]),
+               "naive": Empty("no maps")}
+    res = _results({"rock": ("displaced", methods)}, ["neumip", "lean", "naive"])
+    assert headline_md(res) == [
+        "| material | family | neumip | lean | naive |",
+        "|---|---|---|---|---|",
+        "| rock | displaced | 30.00 / 21.00 | 25.00 / 28.00 | — |",
+    ]
+
+
+def test_claims_measure_seed_noise_and_say_what_the_run_shows():
+    from benchmarks.suite.report import claims_md
+
+    # offset: neumip seeds at 30 and 31 dB (spread 1 dB), no_offset at 25 and 25.5 dB: MSE ratio
+    # mean(1e-3, 10^-3.1) / mean(10^-2.5, 10^-2.55), far beyond the 1 dB spread
+    ratio = (1e-3 + 10 ** -3.1) / (10 ** -2.5 + 10 ** -2.55)
+    near = {"neumip": _neumip([30.0, 30.0], [30.8, 30.0]),
+            "neumip_no_offset": _neumip([30.3, 30.0], [30.4, 30.0])}
+    one = {"neumip": _neumip([30.0, 30.0], [31.0, 30.0]), "neumip_no_offset": _neumip([40.0, 30.0])}
+    ratio_one = (1e-3 + 10 ** -3.1) / 2 / 1e-4  # worse with the offset, by 9.5 dB, but one seed
+    band = {"light 0-35 deg": 40.0, "light 60-90 deg": 20.0}
+    lost = {"neumip": _neumip([30.0, 30.0], [30.2, 30.0], bands=band),
+            "lean": _svbrdf([29.0, 35.0], {"light 0-35 deg": 33.0, "light 60-90 deg": 31.0})}
+    res = _results({"far": ("displaced", {"neumip": _neumip([30.0, 30.0], [31.0, 30.0]),
+                                          "neumip_no_offset": _neumip([25.0, 30.0], [25.5, 30.0])}),
+                    "near": ("displaced", near), "one": ("displaced", one), "lost": ("displaced", lost)},
+                   ["neumip", "neumip_no_offset", "lean"])
+    text = "\n".join(claims_md(res))
+    gap = abs(10 * math.log10(ratio))
+    assert f"far: yes (ratio {ratio:.2f}, {gap:.2f} dB; seed spread 1.00 dB)" in text
+    assert "near: yes (ratio 0.99, 0.03 dB; seed spread 0.80 dB, within noise)" in text
+    assert (f"one: **no** (ratio {ratio_one:.2f}, {10 * math.log10(ratio_one):.2f} dB; one seed of "
+            "neumip_no_offset: no verdict beyond noise)") in text
+    # lost at level 1 by 5 dB where the seeds agree; the light bands say where
+    assert "lost: **no** (L1 lean 35.00 > 30.00)" in text
+    assert "lost, measured in this run: L1 neumip vs lean by light band: 0-35 deg 40.00 vs 33.00, " \
+           "60-90 deg 20.00 vs 31.00" in text
+    assert "Hypothesis (not tested by this run)" in text

@@ -4,9 +4,13 @@ stopping the suite."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
+import importlib.util
 import json
+import subprocess
 import time
 import traceback
 from collections.abc import Callable
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from benchmarks.suite.results import CellRun, Failed, to_json
+from btf_data.btf_file import file_fingerprint
 from plumbing.atomic import atomic_path
 
 R = TypeVar("R", bound=CellRun)
@@ -29,24 +34,86 @@ def cell_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent
+    ).stdout.strip()
+
+
+def git_revision() -> str:
+    """The commit the numbers come from, marked when the working tree differs from it."""
+    try:
+        rev, dirty = (
+            _git("rev-parse", "--short", "HEAD"),
+            _git("status", "--porcelain", "--untracked-files=no"),
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.cache
+def code_fingerprint(modules: tuple[str, ...]) -> str:
+    """A hash of the code of ``modules`` (dotted names of modules or whole packages): their syntax
+    trees without docstrings and comments, so that what changes the numbers changes it and what
+    only documents them does not."""
+    files: list[Path] = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"code fingerprint: no module {name!r}")
+        origin = Path(spec.origin)
+        files += sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+    h = hashlib.sha256()
+    for f in sorted(set(files)):
+        h.update(ast.dump(_without_docstrings(ast.parse(f.read_text()))).encode())
+    return h.hexdigest()[:12]
+
+
 @dataclass
 class Cell(Generic[R]):
     """One unit of the suite: where it lives, how it is computed, how its kept JSON reads back,
-    and whether a kept result still holds (e.g. the architecture it trained is today's)."""
+    whether a kept result still holds (e.g. the architecture it trained is today's), and its
+    provenance: the data file and the code it depends on (``code``: module or package names).
+    A kept result computed from another data file or by other code is computed again."""
 
     folder: Path
     compute: Callable[[Path], R]
     parse: Callable[[dict[str, Any]], R | Failed]
     still_valid: Callable[[R], bool] = lambda result: True
+    data: Path | None = None
+    code: tuple[str, ...] = ()
+
+    def provenance(self) -> dict[str, str | None]:
+        """What the cell's result depends on, as recorded with it."""
+        return {
+            "data_fingerprint": file_fingerprint(self.data) if self.data else None,
+            "code_fingerprint": code_fingerprint(self.code) if self.code else None,
+        }
 
     def kept(self) -> R | None:
-        """The finished result kept in the folder when it still holds, else None."""
+        """The finished result kept in the folder when it still holds, else None. A result of an
+        older version without recorded provenance is kept (the report lists it)."""
         path = self.folder / "result.json"
         if not path.exists():
             return None
         result = self.parse(json.loads(path.read_text()))
         if isinstance(result, Failed) or not self.still_valid(result):
             return None
+        for key, now in self.provenance().items():
+            then = getattr(result, key)
+            if then is not None and then != now:
+                return None
         return dataclasses.replace(result, reused=True)
 
 
@@ -65,7 +132,8 @@ def run_cell(cell: Cell[R], rerun: bool = False) -> R | Failed:
         (cell.folder / "error.txt").write_text(traceback.format_exc())
         return Failed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip(),
                       time.perf_counter() - t0)
-    result = dataclasses.replace(result, seconds=time.perf_counter() - t0, reused=False)
+    result = dataclasses.replace(result, seconds=time.perf_counter() - t0, reused=False,
+                                 revision=git_revision(), **cell.provenance())
     with atomic_path(cell.folder / "result.json") as tmp:
         tmp.write_text(json.dumps(to_json(result), indent=1, default=float))
     return result

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
 from benchmarks.suite.config import BenchConfig
 from benchmarks.suite.run import run_bench
 from neumip.config_store import register_configs
-from plumbing.conf_dir import CONF_DIR
+from plumbing.hydra_app import hydra_command
 from plumbing.structured_config import to_dataclass
 from plumbing.user_errors import user_errors
 
 register_configs()  # model_fields composes conf/train.yaml's model options inside this app
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bench")
+@hydra_command("bench", "neumip-bench")
 def main(cfg: DictConfig) -> None:
     with user_errors("neumip-bench"):
         written = run_bench(to_dataclass(BenchConfig, cfg), " ".join(["neumip-bench", *sys.argv[1:]]))

@@ -22,6 +22,9 @@ from renderer.render import RenderSettings, Scene, render
 from renderer.scene_config import SceneConfig, build_scene
 
 LOD_MODES = ("max", "aniso")
+#: The code an image cell's numbers depend on (the renderer, every material, their data readers).
+IMAGE_CODE = ("renderer", "neumip", "btf_data.btf_render", "btf_data.brdf", "btf_data.lookup",
+              "btf_data.sampler", "btf_data.btf_file", "plumbing.tonemap")
 
 
 def method_material(mat: MaterialFile, method: str, checkpoints: dict[str, str],
@@ -107,4 +110,5 @@ def image_cell(mat: MaterialFile, methods: list[str], checkpoints: dict[str, str
             mean_abs_reference=float(np.mean(np.abs(ref))),
         )
 
-    return Cell(cells / mat.name / f"images_{key}", compute, image_run_from_json)
+    return Cell(cells / mat.name / f"images_{key}", compute, image_run_from_json, data=mat.path,
+                code=IMAGE_CODE)

@@ -70,6 +70,13 @@ def describe(name: str, path: Path) -> MaterialFile:
         )
 
 
+#: The code a NeuMIP cell's numbers depend on (training, the model, the data it reads, scoring).
+NEUMIP_CODE = ("neumip", "btf_data.sampler", "btf_data.lookup", "btf_data.btf_file")
+#: The code an SVBRDF cell's numbers depend on (the pyramids, their shading and lookup, scoring).
+SVBRDF_CODE = ("renderer.baselines", "btf_data.brdf", "btf_data.btf_render", "btf_data.lookup",
+               "neumip.evaluate")
+
+
 def neumip_cell(
     mat: MaterialFile,
     method: str,
@@ -111,6 +118,9 @@ def neumip_cell(
         net = NeuMIP.load(ckpt)
         with BTFFile(mat.path) as btf:
             scores = evaluate_levels(net, btf, suite.levels, "held_out")
+            # as many training pairs as held-out ones, spread evenly: the generalisation gap
+            train_scores = evaluate_levels(net, btf, suite.levels, "train",
+                                           max_pairs=len(btf.pairs("held_out")))
         timing = json.loads((ckpt.parent / "train_time.json").read_text())
         train_seconds = timing.get("total_seconds", timing["seconds"])
         params = sum(p.numel() for p in net.parameters())
@@ -124,6 +134,7 @@ def neumip_cell(
             checkpoint=str(ckpt),
             minutes_to_30db_l0=minutes_to(train_dir, 30.0, train_seconds),
             model=arch,
+            train_levels=train_scores,
         )
 
     def still_valid(kept: NeuMIPRun) -> bool:
@@ -134,7 +145,8 @@ def neumip_cell(
         ckpt = Path(kept.checkpoint)
         return ckpt.is_file() and _trained_arch(ckpt) == arch
 
-    return Cell(cells / mat.name / f"{method}_seed{seed}_{key}", compute, neumip_run_from_json, still_valid)
+    return Cell(cells / mat.name / f"{method}_seed{seed}_{key}", compute, neumip_run_from_json, still_valid,
+                data=mat.path, code=NEUMIP_CODE)
 
 
 def _trained_arch(ckpt: Path) -> dict[str, Any]:
@@ -183,7 +195,8 @@ def svbrdf_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path)
             bytes_fp16=2 * numbers,
         )
 
-    return Cell(cells / mat.name / f"{method}_{key}", compute, svbrdf_run_from_json)
+    return Cell(cells / mat.name / f"{method}_{key}", compute, svbrdf_run_from_json, data=mat.path,
+                code=SVBRDF_CODE)
 
 
 def empty_reason(mat: MaterialFile, method: str, suite: SuiteConfig) -> str | None:

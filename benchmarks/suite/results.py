@@ -46,6 +46,13 @@ class CellRun:
     """The cell's own compute time (whichever run made it)."""
     reused: bool = False
     """Read back from an earlier run's cell instead of computed now."""
+    revision: str | None = None
+    """The git revision of the code that computed it (None: recorded by an older version)."""
+    data_fingerprint: str | None = None
+    """The fingerprint of the data file it was computed from."""
+    code_fingerprint: str | None = None
+    """A hash of the code it depends on (its modules' syntax trees without docstrings): a cell is
+    recomputed when this code changes, not when a comment does."""
 
 
 @dataclass(kw_only=True)
@@ -68,6 +75,9 @@ class NeuMIPRun(QualityRun):
     minutes_to_30db_l0: float | None = None
     model: dict[str, Any] | None = None
     """The architecture trained (the model config without its backend); None in old cells."""
+    train_levels: list[LevelScore] | None = None
+    """The same scores on training pairs (as many as the held-out ones, spread evenly over them):
+    beside ``levels``, the generalisation gap. None in cells of older versions."""
 
 
 @dataclass(kw_only=True)
@@ -260,7 +270,10 @@ def _levels(d: dict[str, Any]) -> list[LevelScore]:
 
 
 def neumip_run_from_json(d: dict[str, Any]) -> NeuMIPRun | Failed:
-    return _failed(d) if "error" in d else _build(NeuMIPRun, d, levels=_levels(d))
+    if "error" in d:
+        return _failed(d)
+    train = [_build(LevelScore, r) for r in d["train_levels"]] if d.get("train_levels") else None
+    return _build(NeuMIPRun, d, levels=_levels(d), train_levels=train)
 
 
 def svbrdf_run_from_json(d: dict[str, Any]) -> SVBRDFRun | Failed:

@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 import torch
 from tqdm import tqdm
 
-from benchmarks.suite.cells import run_cell
+from benchmarks.suite.cells import git_revision, run_cell
 from benchmarks.suite.config import NEUMIP_METHODS, BenchConfig
 from benchmarks.suite.images import image_cell
 from benchmarks.suite.quality import MaterialFile, empty_reason, material_files, neumip_cell, svbrdf_cell
@@ -66,24 +65,6 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent
-    ).stdout.strip()
-
-
-def git_revision() -> str:
-    """The commit the numbers come from, marked when the working tree differs from it."""
-    try:
-        rev, dirty = (
-            _git("rev-parse", "--short", "HEAD"),
-            _git("status", "--porcelain", "--untracked-files=no"),
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (rev + ("+uncommitted changes" if dirty else "")) or "unknown"
 
 
 def quality_cells(cfg: BenchConfig, mats: list[MaterialFile], cells: Path,

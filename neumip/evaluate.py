@@ -75,8 +75,9 @@ class LevelScore:
     mse_linear: float
     psnr_cos: float = float("nan")
     """The same images as a renderer shows them: values times cos(theta_i), then tone-mapped."""
-    psnr_by_light: dict[str, float] | None = None
-    """PSNR (tone-mapped) of the pairs in each light-elevation band (NaN: no pair there)."""
+    psnr_by_light: dict[str, float | None] | None = None
+    """PSNR (tone-mapped) of the pairs in each light-elevation band (None: no pair there; NaN in
+    files of older versions)."""
     pairs_by_light: dict[str, int] | None = None
 
 
@@ -119,7 +120,7 @@ def evaluate_query(query: Query, btf: BTFFile, levels: int = 6, subset: str = "h
             band_se[band_of[i_wi]] += se
             band_n[band_of[i_wi]] += gt.size
         mse_t, mse_l = se_t / count, se_l / count
-        by_light = {lab: psnr(band_se[b] / band_n[b]) if band_n[b] else float("nan")
+        by_light = {lab: psnr(band_se[b] / band_n[b]) if band_n[b] else None  # None: no pairs there
                     for b, lab in enumerate(labels)}
         n_pairs = {lab: int(band_n[b] // (gt.size or 1)) for b, lab in enumerate(labels)}
         scores.append(LevelScore(k, res[0], psnr(mse_t), mse_t, mse_l, psnr(se_c / count), by_light, n_pairs))
@@ -148,9 +149,20 @@ def scores_markdown(scores: list[LevelScore], title: str) -> str:
     for s in scores:
         row = (f"| {s.level} | {s.resolution} | {s.psnr:.2f} | {s.mse_tonemapped:.3e} | "
                f"{s.mse_linear:.3e} | {s.psnr_cos:.2f} |")
-        row += "".join(f" {(s.psnr_by_light or {}).get(b, float('nan')):.2f} |" for b in bands)
+        row += "".join(f" {_band_cell((s.psnr_by_light or {}).get(b))} |" for b in bands)
         lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def _band_cell(v: float | None) -> str:
+    return "no pairs" if v is None or math.isnan(v) else f"{v:.2f}"
+
+
+def direction_label(d: np.ndarray) -> str:
+    """A unit direction (3,) as its polar and azimuth angles in degrees."""
+    theta = math.degrees(math.acos(float(np.clip(d[2], -1.0, 1.0))))
+    phi = math.degrees(math.atan2(float(d[1]), float(d[0]))) % 360.0
+    return f"theta {theta:.0f}, phi {phi:.0f} deg"
 
 
 def write_report(scores: list[LevelScore], out_dir: str | Path, title: str) -> dict[str, Path]:
@@ -186,5 +198,7 @@ def level_sheet(model: NeuMIP, btf: BTFFile, i_wo: int, i_wi: int, levels: int, 
             row.append(to_uint8(np.repeat(np.repeat(img, 2**k, 0), 2**k, 1)))
         cols.append(f"level {k} ({btf.resolution(k)[0]}x{btf.resolution(k)[1]})")
     model.train(was_training)
+    pair = (f"view {direction_label(btf.wo_dirs[i_wo])} (#{i_wo}), "
+            f"light {direction_label(btf.wi_dirs[i_wi])} (#{i_wi})")
     return image_grid([top, bottom], path, row_labels=["ground truth", "NeuMIP"], col_labels=cols,
-                      title=title, panel_inches=1.8)
+                      title=f"{title}: {pair}" if title else pair, panel_inches=1.8)

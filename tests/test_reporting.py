@@ -1,0 +1,43 @@
+"""What the evaluation writes for a reader: an empty light band is "no pairs" (null in JSON, never
+NaN), a subset of pairs is spread over them, and the image sheet names its direction pair."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import torch
+
+from btf_data.btf_file import BTFFile
+from neumip.evaluate import direction_label, evaluate_query, spread_subset, write_report
+from tests.conftest import write_small_btf
+
+
+def test_an_empty_light_band_is_no_pairs_not_nan(tmp_path):
+    # every light within 30 degrees of the normal: the 35-60 and 60-90 degree bands hold no pair
+    dirs = np.array([[0.0, 0.0, 1.0], [0.3, 0.0, math.sqrt(1 - 0.09)], [0.0, -0.4, math.sqrt(1 - 0.16)],
+                     [-0.2, 0.2, math.sqrt(1 - 0.08)]])
+    write_small_btf(tmp_path / "b.h5", dirs=dirs)
+    with BTFFile(tmp_path / "b.h5") as btf:
+        scores = evaluate_query(lambda uv, wi, wo, lod: torch.full((uv.shape[0], 3), 0.5), btf, 2, "all")
+    mid = "light 35-60 deg"
+    assert scores[0].psnr_by_light[mid] is None and scores[0].pairs_by_light[mid] == 0
+    assert math.isfinite(scores[0].psnr_by_light["light 0-35 deg"])
+    paths = write_report(scores, tmp_path, "t")
+    text = paths["json"].read_text()
+    assert "NaN" not in text and json.loads(text)[0]["psnr_by_light"]["light 60-90 deg"] is None
+    md = paths["md"].read_text()
+    assert md.count("no pairs") == 2 * 2 and "nan" not in md.lower()  # two empty bands x two levels
+
+
+def test_a_subset_of_pairs_is_spread_over_all_of_them():
+    pairs = np.arange(100).reshape(50, 2)
+    np.testing.assert_array_equal(spread_subset(pairs, 8)[:, 0], np.arange(0, 100, 14))  # every 7th pair
+    assert spread_subset(pairs, None) is pairs and spread_subset(pairs, 80) is pairs
+
+
+def test_directions_are_labelled_by_their_angles():
+    assert direction_label(np.array([0.0, 0.0, 1.0])) == "theta 0, phi 0 deg"
+    s = math.sqrt(0.5)
+    assert direction_label(np.array([0.0, -s, s])) == "theta 45, phi 270 deg"

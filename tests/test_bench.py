@@ -121,6 +121,14 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     assert not m2["lean"]["reused"] and math.isfinite(m2["lean"]["levels"][1]["psnr"])
     assert res2["images"] == {} and res2["speed"] == {}
 
+    # The first run's report rendered again from its results.json: the same tables, no cell run.
+    again = run_bench(BenchConfig(report_from=str(written["json"]), out_root=str(tmp_path / "re"),
+                                  progress=False))
+    md_again = again["md"].read_text()
+    assert "Report rendered again" in md_again and not (tmp_path / "re" / "cells").exists()
+    cut = md.index("## Headline")
+    assert md_again[md_again.index("## Headline"):] == md[cut:]
+
 
 @dataclass(kw_only=True)
 class Trained(CellRun):

@@ -142,6 +142,9 @@ class BenchConfig:
     """With publish: the README whose headline block (between neumip-bench's markers) is rewritten."""
     only: list[str] = field(default_factory=list)
     """Run only these parts: quality, images, speed (empty: all)."""
+    report_from: str | None = None
+    """A results.json: render its report again (RESULTS.md, plots; with ``publish``, docs/ and the
+    README's headline) with this version's report code, computing no cell."""
     threads: int | None = None
     progress: bool = True
 

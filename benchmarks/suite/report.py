@@ -510,6 +510,8 @@ def write_results_md(results: SuiteResults, sheets: list[str]) -> str:
         f"up to {cell_minutes(results):.0f} min (training, pyramid builds and renders, as each cell "
         "ran: alone with 2 threads or two at a time with 1 thread each).",
         "- Every number below is read from `results.json` of the same run; nothing is edited by hand.",
+        *([f"- Report rendered again ({results.rerendered}) with that revision's report code; no "
+           "cell was recomputed, so the numbers are the run's above."] if results.rerendered else []),
         "",
         "![PSNR per level](psnr_per_level.png)",
         "",

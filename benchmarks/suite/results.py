@@ -227,6 +227,9 @@ class SuiteResults:
     images: dict[str, ImageRun | Failed] = field(default_factory=dict)
     speed: dict[str, DeviceSpeed] = field(default_factory=dict)
     seconds: float = 0.0
+    rerendered: str | None = None
+    """Set when the report was rendered again from a kept results.json (``report_from``): the
+    revision that rendered it and the file; None for a report written by the run itself."""
 
 
 # -- JSON ----------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from benchmarks.suite.results import (
     NeuMIPRun,
     SeedRuns,
     SuiteResults,
+    results_from_json,
     to_json,
 )
 from benchmarks.suite.speed import (
@@ -155,6 +156,14 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     suite = cfg.suite
     root = Path(cfg.out_root)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")
+    if cfg.report_from:
+        results = results_from_json(json.loads(Path(cfg.report_from).read_text()))
+        results.rerendered = f"revision {git_revision()}, {stamp} UTC, from {cfg.report_from}"
+        run_dir = check_output_dir(root / "runs" / f"{stamp}_{results.suite['name']}_report")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for sheet in Path(cfg.report_from).parent.glob("compare_*.png"):  # the run's own sheets
+            shutil.copyfile(sheet, run_dir / sheet.name)
+        return write_report(cfg, results, run_dir)
     run_dir = check_output_dir(root / "runs" / f"{stamp}_{suite.name}")
     run_dir.mkdir(parents=True, exist_ok=True)
     cells = root / "cells"

@@ -20,6 +20,7 @@ def main() -> None:
     p.add_argument("--method", default="lean", help="the SVBRDF method rendering the glossy object")
     p.add_argument("--spp", type=int, default=16)
     p.add_argument("--seeds", type=int, default=6)
+    p.add_argument("--max-depth", type=int, default=4, help="as Mitsuba counts it: 4 is two bounces")
     p.add_argument("--size", type=int, nargs=2, default=[160, 120])
     p.add_argument("--variant", default="llvm_ad_rgb")
     args = p.parse_args()
@@ -39,7 +40,7 @@ def main() -> None:
     stacks = {}
     for sampling in ("cosine", "lobe"):
         t_fit = time.perf_counter()
-        scene_dict = demo_scene(mi, w, h, args.spp)
+        scene_dict = demo_scene(mi, w, h, args.spp, args.max_depth)
         scene_dict["ground"]["bsdf"] = material_bsdf(ground)
         scene_dict["object"]["bsdf"] = material_bsdf(glossy, sampling=sampling)
         t_fit = time.perf_counter() - t_fit
@@ -60,8 +61,8 @@ def main() -> None:
         var = stack.var(axis=0, ddof=1).mean(axis=-1)[mask].mean()
         rows.append((sampling, var, float(np.median(times)), t_fit))
     print(
-        f"{w}x{h}, {args.spp} spp, {args.seeds} seeds, object: {args.method} of {args.glossy}, "
-        f"{int(mask.sum())} object pixels, variant {args.variant}"
+        f"{w}x{h}, {args.spp} spp, max_depth {args.max_depth}, {args.seeds} seeds, object: {args.method} of "
+        f"{args.glossy}, {int(mask.sum())} object pixels, variant {args.variant}"
     )
     print("| sampling | mean pixel variance on the object | render s (median) | build s (lobe fit) |")
     print("|---|---|---|---|")

@@ -13,9 +13,11 @@ from btf_data.btf_render import RenderConfig, render_btf
 from btf_data.directions import direction_set, random_directions, split_by_direction, split_pairs
 from btf_data.material_maps import MapsConfig, maps_material
 from btf_data.procedural import MATERIALS, default_params, procedural_maps
+from btf_data.pyramid import check_sigma_scale
 from btf_data.svbrdf import SVBRDFMaps
 from plumbing.atomic import check_output_file
 from plumbing.config_checks import is_power_of_two, require
+from plumbing.resources import check_device, check_memory
 
 
 @dataclass
@@ -46,7 +48,10 @@ class PyramidConfig:
     filter: str = "box"
     """``box`` (exact 2x2 reductions) or ``gaussian``."""
     sigma_scale: float = 0.5
-    """Gaussian only: sigma_k = sigma_scale * 2^k level-0 texels."""
+    """Gaussian only: sigma_k = sigma_scale * 2^k level-0 texels (at least 1/12)."""
+
+    def __post_init__(self) -> None:
+        check_sigma_scale(self.sigma_scale, "pyramid.sigma_scale")
 
 
 @dataclass
@@ -79,6 +84,8 @@ class GenerateConfig:
     out."""
     random_directions: RandomDirectionsConfig = field(default_factory=RandomDirectionsConfig)
     held_out_fraction: float = 0.1
+    """Share of the (wo, wi) pairs (random: of the views and of the lights) held out for
+    evaluation, in (0, 1): training evaluates on them and refuses a file without any."""
     split_seed: int = 0
     out: str = "outputs/data/${material.name}.h5"
     """The file; outputs/data/ is where ``neumip-train data=<name>`` looks for it."""
@@ -96,7 +103,8 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         require(is_power_of_two(self.resolution), "resolution", self.resolution,
                 "a power of two >= 2 (training needs the full pyramid), e.g. 128")
-        require(0.0 <= self.held_out_fraction < 1.0, "held_out_fraction", self.held_out_fraction, "in [0, 1)")
+        require(0.0 < self.held_out_fraction < 1.0, "held_out_fraction", self.held_out_fraction,
+                "in (0, 1): training evaluates on the held-out pairs, e.g. 0.1")
         require(self.dtype in ("float16", "float32"), "dtype", self.dtype, "float16 or float32")
 
 
@@ -126,7 +134,7 @@ def generate(cfg: GenerateConfig) -> tuple[Path, float]:
     check_output_file(cfg.out)  # before the work: a bad location costs nothing
     if cfg.preview:
         check_output_file(cfg.preview)
-    maps = material_maps(cfg.material, cfg.resolution)
+    check_device(cfg.device)
     if cfg.directions == "random":
         rd = cfg.random_directions
         wo_dirs = random_directions(rd.views, rd.max_theta, rd.seed)
@@ -135,6 +143,10 @@ def generate(cfg: GenerateConfig) -> tuple[Path, float]:
     else:
         wo_dirs = wi_dirs = direction_set(cfg.directions)
         split = split_pairs(len(wo_dirs), len(wi_dirs), cfg.held_out_fraction, cfg.split_seed)
+    r, n_wi = cfg.resolution, len(wi_dirs)
+    check_memory(n_wi * r * r * 3 * (4 + 8), f"resolution={r}",
+                 f"one view's {n_wi} images of {r} x {r} texels, in float32 and in float64 for the pyramid")
+    maps = material_maps(cfg.material, cfg.resolution)
     out = Path(cfg.out)
     writer = BTFWriter(
         out,

@@ -10,8 +10,10 @@ from tqdm import tqdm
 
 from btf_data.btf_file import BTFWriter
 from btf_data.directions import split_pairs
+from btf_data.pyramid import check_sigma_scale
 from btf_data.ubo2014 import UBO2014Reader
 from plumbing.atomic import check_output_file
+from plumbing.config_checks import require
 
 
 @dataclass
@@ -35,6 +37,11 @@ class ImportConfig:
     seed: int = 0
     compression: str | None = "gzip"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        require(0.0 < self.held_out_fraction < 1.0, "held_out_fraction", self.held_out_fraction,
+                "in (0, 1): training evaluates on the held-out pairs, e.g. 0.1")
+        check_sigma_scale(self.sigma_scale)
 
 
 def import_ubo(cfg: ImportConfig) -> Path:

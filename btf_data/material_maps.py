@@ -1,5 +1,15 @@
 """User materials from texture maps: height, albedo, roughness and optionally normal maps, as
-8/16-bit PNG, EXR or .npy, turned into :class:`SVBRDFMaps` at the requested resolution."""
+8/16-bit PNG, EXR or .npy, turned into :class:`SVBRDFMaps` at the requested resolution.
+
+What is read, and what is refused (one line naming the file):
+- alpha is dropped: a grey + alpha map (2 channels) is its grey, an RGBA map its RGB;
+- a one-channel map (height, roughness) given in RGB must have equal channels (a grey image
+  saved as RGB); one whose channels differ is refused rather than averaged;
+- maps are square and of one size (they are resampled to the output resolution together), so a
+  non-square map, or maps of different sizes, are refused rather than stretched;
+- roughness values must lie in [0, 1] (refused with the range found, never clamped); roughness
+  below 0.02 is shaded as 0.02, since GGX needs a non-zero width.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +34,10 @@ class MapsConfig:
     albedo: str | None = None
     """Albedo map (PNG is read as sRGB and linearised; EXR/npy as linear). None: 0.5 grey."""
     roughness: str | None = None
-    """Perceptual roughness map in [0, 1]; GGX alpha = roughness^2. None: roughness_value."""
+    """Perceptual roughness map in [0, 1] (values outside are refused); GGX alpha = roughness^2,
+    roughness below 0.02 shaded as 0.02. None: roughness_value."""
     roughness_value: float = 0.5
-    """Perceptual roughness used when no roughness map is given."""
+    """Perceptual roughness in [0, 1] used when no roughness map is given."""
     normal: str | None = None
     """Tangent-space normal map (RGB = (n + 1) / 2). None: normals from the height map."""
     normal_convention: str = "opengl"
@@ -70,6 +81,9 @@ def load_map(path: str | Path) -> tuple[np.ndarray, bool]:
             from PIL import Image
 
             with Image.open(path) as im:
+                if im.mode in ("P", "PA", "1"):  # palette indices and bits are not values
+                    im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info
+                                    else "L" if im.mode == "1" else "RGB")
                 mode = im.mode
                 a = np.asarray(im)
             if a.dtype == np.uint8:
@@ -91,6 +105,8 @@ def load_map(path: str | Path) -> tuple[np.ndarray, bool]:
         raise MaterialMapError(path, f"map has shape {arr.shape}, expected (H, W) or (H, W, C)")
     if not np.isfinite(arr).all():
         raise MaterialMapError(path, "map has NaN or infinite values")
+    if arr.shape[2] in (2, 4):  # grey + alpha, RGBA: the alpha is no part of the value
+        arr = arr[..., : arr.shape[2] - 1]
     return arr, encoded
 
 
@@ -106,16 +122,34 @@ def _resize(arr: np.ndarray, resolution: int) -> np.ndarray:
     return out[0].permute(1, 2, 0).numpy()
 
 
-def _channels(arr: np.ndarray, n: int, path: str) -> np.ndarray:
-    if arr.shape[2] == n:
+def _channels(arr: np.ndarray, n: int, path: str, what: str) -> np.ndarray:
+    """``arr`` (alpha already dropped) as n channels: grey repeated to RGB, an RGB map read as one
+    channel only when its channels are equal."""
+    c = arr.shape[2]
+    if c == n:
         return arr
-    if n == 1:
-        return arr[..., :3].mean(axis=2, keepdims=True)
-    if arr.shape[2] == 1:
-        return np.repeat(arr, n, axis=2)
-    if arr.shape[2] >= n:
-        return arr[..., :n]
-    raise MaterialMapError(path, f"map has {arr.shape[2]} channels, expected {n}")
+    if n == 3 and c == 1:
+        return np.repeat(arr, 3, axis=2)
+    if n == 1 and c == 3:
+        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+            return arr[..., :1]
+        raise MaterialMapError(path, f"{what} map has 3 different colour channels; give a grey map "
+                               "(or RGB with equal channels)")
+    raise MaterialMapError(path, f"{what} map has {c} channels, expected {n} (or {3 if n == 1 else 1})")
+
+
+def _load(path: str, n: int, what: str, sizes: dict[str, tuple[int, int]]) -> tuple[np.ndarray, bool]:
+    """A map as n channels, refused unless square and of the size of the maps read before it."""
+    arr, encoded = load_map(path)
+    h, w = arr.shape[:2]
+    if h != w:
+        raise MaterialMapError(path, f"{what} map is {w} x {h} texels; maps must be square")
+    for other, size in sizes.items():
+        if size != (h, w):
+            raise MaterialMapError(path, f"{what} map is {w} x {h} texels but {other} is "
+                                   f"{size[1]} x {size[0]}; maps must be of one size")
+    sizes[path] = (h, w)
+    return _channels(arr, n, path, what), encoded
 
 
 def maps_material(cfg: MapsConfig, resolution: int) -> SVBRDFMaps:
@@ -125,26 +159,33 @@ def maps_material(cfg: MapsConfig, resolution: int) -> SVBRDFMaps:
         raise ValueError(f"normal_convention must be 'opengl' or 'directx', got {cfg.normal_convention!r}")
     if cfg.height is None and cfg.albedo is None and cfg.normal is None:
         raise ValueError("material=maps needs at least one of height, albedo or normal maps")
+    if not 0.0 <= cfg.roughness_value <= 1.0:
+        raise ValueError(f"material.maps.roughness_value={cfg.roughness_value}: must be in [0, 1]")
+    sizes: dict[str, tuple[int, int]] = {}
     if cfg.height is not None:
-        h, _ = load_map(cfg.height)
-        height = _resize(_channels(h, 1, cfg.height), r)[..., 0] * cfg.height_scale
+        h, _ = _load(cfg.height, 1, "height", sizes)
+        height = _resize(h, r)[..., 0] * cfg.height_scale
     else:
         height = np.zeros((r, r))
     if cfg.albedo is not None:
-        a, encoded = load_map(cfg.albedo)
-        a = _channels(a, 3, cfg.albedo)
+        a, encoded = _load(cfg.albedo, 3, "albedo", sizes)
         albedo = _resize(srgb_to_linear(np.clip(a, 0, 1)) if encoded else a, r)
     else:
         albedo = np.full((r, r, 3), 0.5)
     if cfg.roughness is not None:
-        rough = _resize(_channels(load_map(cfg.roughness)[0], 1, cfg.roughness), r)[..., 0]
+        rough, _ = _load(cfg.roughness, 1, "roughness", sizes)
+        lo, hi = float(rough.min()), float(rough.max())
+        if lo < 0.0 or hi > 1.0:
+            raise MaterialMapError(cfg.roughness, f"roughness values span [{lo:.4g}, {hi:.4g}]; "
+                                   "they must lie in [0, 1]")
+        rough = _resize(rough, r)[..., 0]
     else:
         rough = np.full((r, r), cfg.roughness_value)
     alpha = np.clip(rough, 0.02, 1.0) ** 2
     normal = None
     if cfg.normal is not None:
-        n, encoded = load_map(cfg.normal)
-        n = _resize(_channels(n, 3, cfg.normal), r)
+        n, encoded = _load(cfg.normal, 3, "normal", sizes)
+        n = _resize(n, r)
         n = 2.0 * n - 1.0 if encoded else n
         if cfg.normal_convention == "opengl":
             n[..., 1] = -n[..., 1]

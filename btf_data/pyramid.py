@@ -5,19 +5,32 @@
 - ``gaussian``: level k is the level-0 image convolved (with wrap-around, since materials tile)
   with a Gaussian of standard deviation sigma_k = sigma_scale * 2^k level-0 texels, sampled at
   the centres of the level-k texels. The default sigma_scale = 0.5 gives sigma_1 = 1 texel,
-  sigma_2 = 2, ...; the kernel is truncated at 3 sigma (and wraps when the image is smaller).
+  sigma_2 = 2, ...; the kernel is truncated at 3 sigma (and wraps when the image is smaller), so
+  sigma_scale must be at least 1/12: level 1's kernel then reaches the nearest level-0 texel
+  centres, half a texel away (a smaller one would weigh no texel at all).
 
 Levels exist while both sides halve exactly: k = 1..log2(R) for a 2^n x 2^n image.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 import torch
 
 FilterKind = Literal["box", "gaussian"]
+
+#: Smallest sigma_scale: 3 sigma_1 = 3 * sigma_scale * 2 reaches the texels half a texel away.
+MIN_SIGMA_SCALE = 1 / 12
+
+
+def check_sigma_scale(sigma_scale: float, key: str = "sigma_scale") -> None:
+    """Refuse a Gaussian width no kernel can be made of: not finite or below MIN_SIGMA_SCALE."""
+    if not (math.isfinite(sigma_scale) and sigma_scale >= MIN_SIGMA_SCALE):
+        raise ValueError(f"{key}={sigma_scale}: must be a finite number >= 1/12 ({MIN_SIGMA_SCALE:.4f}; "
+                         "sigma_k = sigma_scale * 2^k level-0 texels, the default is 0.5)")
 
 
 def level_count(height: int, width: int) -> int:
@@ -33,6 +46,7 @@ def level_count(height: int, width: int) -> int:
 def gaussian_matrix(size: int, level: int, sigma_scale: float) -> torch.Tensor:
     """(size / 2^level, size) row-stochastic matrix: wrapped Gaussian weights of each level-k
     texel centre over the level-0 texels."""
+    check_sigma_scale(sigma_scale)
     step = 2**level
     sigma = sigma_scale * step
     out = size // step
@@ -53,7 +67,8 @@ def filtered_pyramid(
 
     images: (..., H, W, C). Returns a list of (..., H / 2^k, W / 2^k, C) float32 arrays for
     k = 1..L-1 (level 0 is the input itself). Computed in float64 so that the box mean is exact
-    to float32 precision.
+    to float32 precision. Every value is checked finite before it is returned, so that no writer
+    stores (or swaps in) a pyramid of NaNs.
     """
     x = torch.as_tensor(np.asarray(images), dtype=torch.float64)
     *lead, h, w, c = x.shape
@@ -73,4 +88,8 @@ def filtered_pyramid(
             out.append(lvl.to(torch.float32).numpy())
     else:
         raise ValueError(f"unknown pyramid filter {kind!r}; use 'box' or 'gaussian'")
+    for k, lvl in enumerate(out, start=1):
+        if not np.isfinite(lvl).all():
+            raise ValueError(f"the {kind} pyramid has NaN or infinite values at level {k}"
+                             + (f" (sigma_scale={sigma_scale})" if kind == "gaussian" else ""))
     return out

@@ -97,8 +97,12 @@ def evaluate_query(query: Query, btf: BTFFile, levels: int = 6, subset: str = "h
     elevation, not only the first, near head-on ones), against the file's level-0 images and
     ``pyramid/<k>``: overall, as a renderer shows them (times cos theta_i), and split by the
     light's elevation."""
+    if levels < 1:
+        raise ValueError(f"levels={levels}: must be >= 1 (levels 0..levels-1 are scored)")
     device = torch.device(device)
     pairs = spread_subset(btf.pairs(subset), max_pairs)
+    if len(pairs) == 0:
+        raise ValueError(f"{btf.path}: no {subset} (wo, wi) pairs to evaluate on")
     labels = light_band_labels(bands)
     theta = np.degrees(np.arccos(np.clip(btf.wi_dirs[:, 2], -1.0, 1.0)))
     band_of = np.clip(np.searchsorted(bands, theta, side="right") - 1, 0, len(labels) - 1)

@@ -11,6 +11,7 @@ from typing import Any
 from neumip.checkpoint import training_data_path
 from plumbing.atomic import atomic_path, check_output_dir
 from plumbing.config_checks import require
+from plumbing.resources import check_device, check_memory
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial
 from renderer.material_specs import open_material, reference_material
@@ -58,6 +59,24 @@ class RenderCommandConfig:
                     f"one of {', '.join(MATERIALS)}")
 
 
+def check_inputs(cfg: RenderCommandConfig) -> None:
+    """Refuse, before anything is opened or rendered, devices this machine lacks (the render's, and
+    MIPNet's when it runs) and image sizes its memory cannot hold: every image rendered is kept
+    (for the sheet) and the EXR writer copies one, all W x H x 3 float32; one of them is on the
+    render device."""
+    check_device(cfg.settings.device, "settings.device")
+    methods = list(cfg.compare) or [cfg.method]
+    if "mipnet" in methods:
+        check_device(cfg.baselines.device, "baselines.device")
+    n_images = len(methods) + (1 if cfg.compare else 0)
+    image = cfg.width * cfg.height * 3 * 4
+    size = f"width x height={cfg.width} x {cfg.height}"
+    check_memory((n_images + 1) * image, size, f"{n_images} image(s) of {cfg.width} x {cfg.height} float32 "
+                 "RGB pixels and a copy to write one")
+    if cfg.settings.device != "cpu":
+        check_memory(image, size, "the image being rendered", cfg.settings.device)
+
+
 def data_path(cfg: RenderCommandConfig, neumip: NeuMIPMaterial | None) -> str:
     """The BTF file of the file-based methods and the reference: ``btf``, else the checkpoint's."""
     if cfg.btf:
@@ -82,6 +101,7 @@ def method_spec(name: str, cfg: RenderCommandConfig, data: str | None) -> str:
 
 def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
     """Render and write the outputs; returns their paths by name."""
+    check_inputs(cfg)
     out = check_output_dir(cfg.out)  # before any image is rendered
     scene = build_scene(cfg.scene, cfg.width, cfg.height)
     dev = cfg.settings.device

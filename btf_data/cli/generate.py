@@ -4,18 +4,17 @@ out=bumps.h5``)."""
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from btf_data.btf_file import BTFFile
 from btf_data.cli.info import describe, write_preview
 from btf_data.generate import GenerateConfig, generate
-from plumbing.conf_dir import CONF_DIR
+from plumbing.hydra_app import hydra_command
 from plumbing.structured_config import to_dataclass
 from plumbing.user_errors import user_errors
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="generate")
+@hydra_command("generate", "btf-generate")
 def main(cfg: DictConfig) -> None:
     with user_errors("btf-generate"):
         gen = to_dataclass(GenerateConfig, cfg)

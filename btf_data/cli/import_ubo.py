@@ -3,18 +3,17 @@ HDF5 BTF format in bounded memory (hydra config conf/import_ubo.yaml)."""
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from btf_data.btf_file import BTFFile
 from btf_data.cli.info import describe
 from btf_data.import_ubo import ImportConfig, import_ubo
-from plumbing.conf_dir import CONF_DIR
+from plumbing.hydra_app import hydra_command
 from plumbing.structured_config import to_dataclass
 from plumbing.user_errors import user_errors
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="import_ubo")
+@hydra_command("import_ubo", "btf-import-ubo")
 def main(cfg: DictConfig) -> None:
     with user_errors("btf-import-ubo"):
         out = import_ubo(to_dataclass(ImportConfig, cfg))

@@ -1,5 +1,7 @@
 """``btf-pyramid FILE [--filter box|gaussian] [--sigma-scale S]``: (re)compute the filtered
-ground-truth pyramid of an existing BTF file, atomically."""
+ground-truth pyramid of an existing BTF file, atomically: the options are checked first, the new
+pyramid is checked finite before the new file replaces the old, and on any refusal the file is
+left as it was."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import argparse
 import sys
 
 from btf_data.btf_file import BTFFile, rewrite_pyramid
+from btf_data.pyramid import check_sigma_scale
 from plumbing.user_errors import user_errors
 
 
@@ -18,7 +21,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="gaussian: sigma_k = S * 2^k level-0 texels (default 0.5)")
     args = p.parse_args(argv)
     with user_errors("btf-pyramid"):
-        rewrite_pyramid(args.file, args.filter, args.sigma_scale)
+        check_sigma_scale(args.sigma_scale, "--sigma-scale")
+        try:
+            rewrite_pyramid(args.file, args.filter, args.sigma_scale)  # filtered_pyramid checks it
+        except ValueError as e:
+            if args.file in str(e):
+                raise
+            raise ValueError(f"{args.file}: {e}; the file is unchanged") from None
         with BTFFile(args.file) as btf:
             print(f"{args.file}: levels {btf.n_levels} (level 0 and {btf.n_levels - 1} filtered), "
                   f"filter {btf.filter}")

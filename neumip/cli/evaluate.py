@@ -14,6 +14,7 @@ from neumip.checkpoint import training_data_path
 from neumip.evaluate import evaluate_levels, scores_markdown, write_report
 from neumip.model import NeuMIP
 from plumbing.atomic import check_output_dir
+from plumbing.resources import check_device
 from plumbing.user_errors import user_errors
 
 
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="folder of the report (default: the checkpoint's)")
     args = p.parse_args(argv)
     with user_errors("neumip-eval"):
+        if args.levels < 1:
+            raise ValueError(f"--levels={args.levels}: must be >= 1 (levels 0..N-1 are scored)")
+        check_device(args.device, "--device")
         model = NeuMIP.load(args.checkpoint, args.device, args.backend)
         out = Path(args.out) if args.out else Path(args.checkpoint).parent
         check_output_dir(out)

@@ -3,16 +3,15 @@ or several beside the supersampled reference with error maps and PSNR / FLIP."""
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from plumbing.conf_dir import CONF_DIR
+from plumbing.hydra_app import hydra_command
 from plumbing.structured_config import to_dataclass
 from plumbing.user_errors import user_errors
 from renderer.command import RenderCommandConfig, run_render
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="neumip_render")
+@hydra_command("neumip_render", "neumip-render")
 def main(cfg: DictConfig) -> None:
     with user_errors("neumip-render"):
         written = run_render(to_dataclass(RenderCommandConfig, cfg))

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
-from plumbing.conf_dir import CONF_DIR
+from plumbing.hydra_app import hydra_command
 from plumbing.structured_config import to_dataclass
 from plumbing.user_errors import user_errors
 from renderer.baselines.mipnet_train import MIPNetTrainConfig, MIPNetTrainer
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="mipnet_train")
+@hydra_command("mipnet_train", "mipnet-train")
 def main(cfg: DictConfig) -> None:
     with user_errors("mipnet-train"):
         train_cfg = to_dataclass(MIPNetTrainConfig, cfg)

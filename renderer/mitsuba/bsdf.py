@@ -101,6 +101,11 @@ def register_named(key: str, material: Material, lod_mode: str = "max", sampling
     _MATERIALS[key] = Registered(material, RenderSettings(lod_mode=lod_mode, progress=False), sampling, alpha)
 
 
+def registered_names() -> set[str]:
+    """The material_ids a ``neumip`` BSDF may name now."""
+    return set(_MATERIALS)
+
+
 def material_bsdf(material: Material, lod_mode: str = "max", sampling: str = "cosine") -> dict[str, Any]:
     """A Mitsuba scene-dict entry ``{"type": "neumip", ...}`` for a project material (its
     resolution and levels turn the hit's uv footprint into lods)."""
@@ -121,7 +126,8 @@ class ProjectBSDF(mi.BSDF):
         key = props.get("material_id", "")
         if key not in _MATERIALS:
             raise ValueError(
-                f"neumip BSDF: unknown material_id {key!r}; build the entry with material_bsdf()"
+                f"neumip BSDF: unknown material_id {key!r}; register it (register_named(), or "
+                f"neumip-mitsuba --material {key}=SPEC) or build the entry with material_bsdf()"
             )
         reg = _MATERIALS[key]
         self.material, self.settings = reg.material, reg.settings
@@ -222,26 +228,52 @@ def _mis(a: mi.Float, b: mi.Float) -> mi.Float:
 class FootprintPathIntegrator(mi.SamplingIntegrator):
     """A unidirectional path tracer (emitter sampling + BSDF sampling, MIS) whose camera-ray hits
     carry their uv derivatives, so that project materials filter by the pixel's footprint.
-    ``max_depth`` counts surface interactions: 1 is direct lighting (Mitsuba's own integrators
-    call that max_depth 2)."""
+
+    ``max_depth`` and ``rr_depth`` mean what they mean for Mitsuba's own ``path`` integrator (so
+    that a scene renders the same with either): the camera ray is the first segment, and
+    ``max_depth`` is the longest path in segments: 1 shows only the emitters seen directly, 2 adds
+    direct light, 3 one indirect bounce; 0 renders black and -1 is unlimited (paths end by Russian
+    roulette, which starts once a path has ``rr_depth`` segments). The default, 4 (two bounces of
+    indirect light), is the demo's.
+
+    One departure in the estimator, not in the image it converges to: on a path's last scattering
+    vertex, where Mitsuba traces a BSDF sample only to collect the emitters it hits, a BSDF without
+    delta components takes all of the emitter sample's light (MIS weight 1) and traces nothing:
+    one evaluation of a neural material fewer per path. BSDFs with delta components (Mitsuba's
+    mirrors, glass, plastic's coat) still trace it, since only that sample sees their reflections.
+    """
 
     def __init__(self, props: mi.Properties) -> None:
         mi.SamplingIntegrator.__init__(self, props)
-        self.max_depth = props.get("max_depth", 3)
+        self.max_depth = props.get("max_depth", 4)
+        if self.max_depth < -1:
+            raise ValueError(f"neumip_path: max_depth {self.max_depth}: must be -1 (unlimited) or >= 0")
+        self.rr_depth = props.get("rr_depth", 5)
+        if self.rr_depth < 1:
+            raise ValueError(f"neumip_path: rr_depth {self.rr_depth}: must be >= 1")
         self.footprint_scale = props.get("footprint_scale", 1.0)
         """Camera footprints are scaled by this (1: one pixel, the project renderer's)."""
 
+    def _continues(self, depth: int) -> bool:
+        """Whether a path may go on past its vertex ``depth`` (0: the camera ray's hit, which ends
+        the first segment), that is, have depth + 2 segments or more."""
+        return self.max_depth == -1 or depth + 1 < self.max_depth
+
     def sample(self, scene, sampler, ray, medium=None, active=True):
+        if self.max_depth == 0:
+            return mi.Spectrum(0.0), mi.Bool(False), []
         if not isinstance(ray, mi.RayDifferential3f):  # (converting one would drop its differentials)
             ray = mi.RayDifferential3f(ray)
         ctx = mi.BSDFContext()
         result = mi.Spectrum(0.0)
         throughput = mi.Spectrum(1.0)
+        eta = mi.Float(1.0)
         active = mi.Bool(active)
         prev_si = dr.zeros(mi.SurfaceInteraction3f)
         prev_pdf = mi.Float(1.0)
         prev_delta = mi.Bool(True)
-        for depth in range(self.max_depth):
+        depth = 0  # the current vertex, as Mitsuba counts them: 0 is the camera ray's hit
+        while True:
             si = scene.ray_intersect(ray, active)
             if depth == 0:
                 # Mitsuba scales camera differentials by 1 / sqrt(spp); the project's lod is the
@@ -256,6 +288,7 @@ class FootprintPathIntegrator(mi.SamplingIntegrator):
                 pixel_ray.has_differentials = ray.has_differentials
                 pixel_ray.scale_differential(self.footprint_scale * math.sqrt(sampler.sample_count()))
                 si.compute_uv_partials(pixel_ray)
+                valid = active & (si.is_valid() | (scene.environment() is not None))  # the alpha
             # emitters hit by the previous BSDF sample (or the camera)
             ds = mi.DirectionSample3f(scene, si, prev_si)
             em_pdf = dr.select(prev_delta, 0.0, scene.pdf_emitter_direction(prev_si, ds, ~prev_delta))
@@ -264,31 +297,48 @@ class FootprintPathIntegrator(mi.SamplingIntegrator):
                 throughput * dr.select(prev_delta, 1.0, _mis(prev_pdf, em_pdf)) * emitter.eval(si, active)
             )
             active &= si.is_valid()
-            if not dr.any(active):
+            if not self._continues(depth) or not dr.any(active):
                 break
             bsdf = si.bsdf(ray)
+            flags = bsdf.flags()
+            # The last scattering vertex of a path without delta components keeps the emitter
+            # sample's whole light and ends (see the class's docstring).
+            ends_here = mi.Bool(False)
+            if not self._continues(depth + 1):
+                ends_here = active & ~mi.has_flag(flags, mi.BSDFFlags.Delta)
             # emitter sampling
-            ds, em_weight = scene.sample_emitter_direction(si, sampler.next_2d(active), True, active)
+            active_em = active & mi.has_flag(flags, mi.BSDFFlags.Smooth)
+            ds, em_weight = scene.sample_emitter_direction(si, sampler.next_2d(active), True, active_em)
             wo = si.to_local(ds.d)
-            f, bsdf_pdf = bsdf.eval_pdf(ctx, si, wo, active & (ds.pdf != 0))
-            last = depth + 1 == self.max_depth
-            # On the last bounce no BSDF sample follows to share the emitter's light with: the
-            # emitter sample takes it all (weight 1), else the power heuristic's share.
-            w_em = dr.select(ds.delta | last, 1.0, _mis(ds.pdf, bsdf_pdf))
-            result += throughput * f * em_weight * w_em
-            if last:
+            f, bsdf_pdf = bsdf.eval_pdf(ctx, si, wo, active_em & (ds.pdf != 0))
+            w_em = dr.select(ds.delta | ends_here, 1.0, _mis(ds.pdf, bsdf_pdf))
+            result += dr.select(active_em, throughput * f * em_weight * w_em, 0.0)
+            active &= ~ends_here
+            if not dr.any(active):
                 break
             # BSDF sampling
             bs, weight = bsdf.sample(ctx, si, sampler.next_1d(active), sampler.next_2d(active), active)
             throughput *= weight
+            eta *= bs.eta
             ray = mi.RayDifferential3f(si.spawn_ray(si.to_world(bs.wo)))
             prev_si, prev_pdf = si, bs.pdf
             prev_delta = mi.has_flag(bs.sampled_type, mi.BSDFFlags.Delta)
-            active &= dr.any(throughput != 0)
-        return result, mi.Bool(True), []
+            depth += 1
+            # Russian roulette, as Mitsuba's: continue with probability q (the throughput's
+            # largest channel, at most 0.95) once the path has rr_depth segments, weighted 1 / q.
+            throughput_max = dr.max(throughput)
+            active &= throughput_max != 0
+            if depth >= self.rr_depth:
+                q = dr.minimum(throughput_max * eta * eta, 0.95)
+                throughput = dr.select(active, throughput / dr.select(active, q, 1.0), 0.0)
+                active &= sampler.next_1d(active) < q
+        # Without symbolic calls, the emitters' eval writes its result by scatters; they must run
+        # before the film's own scatter reads it (Dr.Jit aborts on a "dirty variable" otherwise).
+        dr.eval(result, valid)
+        return result, valid, []
 
     def to_string(self) -> str:
-        return f"FootprintPathIntegrator[max_depth={self.max_depth}]"
+        return f"FootprintPathIntegrator[max_depth={self.max_depth}, rr_depth={self.rr_depth}]"
 
 
 def register() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -53,8 +55,11 @@ def test_continuous_batches_cover_lod_range_and_match_trilinear_mean(small_btf):
         assert b.lod.min() >= 0 and b.lod.max() <= btf.n_levels - 1
         assert b.lod.max() > 0.9 * (btf.n_levels - 1)
         assert torch.all((b.uv >= 0) & (b.uv < 1))
-        # Box pyramids preserve the mean, so the batch mean estimates the images' mean.
-        assert abs(b.rgb.mean().item() - images.mean()) < 0.01
+        # Box pyramids (and bilinear lookups over uniform uv on the torus) preserve the mean, so
+        # the batch mean estimates the images' mean, to within 5 of its standard errors.
+        q = b.rgb.double().mean(dim=1)
+        se = float(q.std()) / math.sqrt(q.numel())
+        assert abs(float(q.mean()) - float(images.mean())) < 5 * se, (float(q.mean()), images.mean(), se)
         assert torch.allclose(b.wi.norm(dim=1), torch.ones(20000))
 
 

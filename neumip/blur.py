@@ -2,11 +2,13 @@
 
 NeuMIP blurs its latent textures during early training (sigma decaying from 8 texels) so that
 gradients from a query spread over many texels; this is that blur. It is applied as two
-circulant matrices (rows, then columns): exact wrap-around for any sigma, even one wider than
-the texture, and plain matrix products forwards and backwards.
+circulant matrices (rows, then columns): the kernel wrapped around the tile for any sigma, even
+one wider than the texture, and plain matrix products forwards and backwards.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -15,13 +17,18 @@ MIN_SIGMA = 0.25
 
 
 def circulant_gaussian(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(n, n) matrix M with M[i, j] = normalised Gaussian weight of the wrapped distance i - j,
-    truncated at 3 sigma (or at the period when that is shorter)."""
-    idx = torch.arange(n, device=device)
-    d = (idx[:, None] - idx[None, :]).to(dtype)
-    d = torch.remainder(d + n / 2, n) - n / 2  # wrapped distance in [-n/2, n/2)
-    w = torch.exp(-0.5 * (d / sigma) ** 2) * (d.abs() <= 3 * sigma)
-    return w / w.sum(dim=1, keepdim=True)
+    """(n, n) matrix M of the Gaussian kernel's taps t in [-ceil(3 sigma), ceil(3 sigma)] wrapped
+    around the tile: M[i, (i - t) mod n] += g(t), normalised by the sum of all taps. Taps that
+    land on the same texel add up, as the official code's circular convolution does, so a kernel
+    wider than the tile averages towards the mean instead of folding its tails back."""
+    k = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-k, k + 1, device=device)
+    g = torch.exp(-0.5 * (taps.to(dtype) / sigma) ** 2)
+    g = g / g.sum()
+    rows = torch.arange(n, device=device)[:, None].expand(n, taps.numel())
+    cols = torch.remainder(rows - taps[None, :], n)
+    m = torch.zeros(n, n, dtype=dtype, device=device)
+    return m.index_put_((rows.reshape(-1), cols.reshape(-1)), g.repeat(n), accumulate=True)
 
 
 def blur_wrapped(texture: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -255,10 +255,17 @@ class GGXLobe:
 
 
 def test_lobe_fit_finds_the_roughness_of_a_ggx_material():
+    """Seen from the normal, the reflected light's half-vector slopes follow GGX's slope
+    distribution, P(|s| < r) = r^2 / (alpha^2 + r^2), whose median is alpha exactly; the fit's
+    views reach 63 degrees, where lights beyond the horizon are cut off and the estimate comes out
+    low by up to 10% for alpha <= 0.3 (measured over four seeds: 0.90-1.01 x alpha)."""
     from renderer.mitsuba.bsdf import fit_lobe_alpha
 
-    for alpha in (0.1, 0.3):
-        assert fit_lobe_alpha(GGXLobe(alpha)) == pytest.approx(alpha, rel=0.35)
+    for alpha in (0.05, 0.1, 0.2, 0.3):
+        for seed in range(4):
+            assert fit_lobe_alpha(GGXLobe(alpha), seed=seed) == pytest.approx(alpha, rel=0.12), (alpha, seed)
+    wide = fit_lobe_alpha(GGXLobe(0.8))
+    assert 0.5 < wide < 0.8  # a wide lobe is underestimated (cut at the horizon), never overestimated
 
 
 def test_lobe_sampling_is_consistent_with_its_pdf():

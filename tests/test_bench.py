@@ -312,3 +312,14 @@ def test_claims_measure_seed_noise_and_say_what_the_run_shows():
     assert "lost, measured in this run: L1 neumip vs lean by light band: 0-35 deg 40.00 vs 33.00, " \
            "60-90 deg 20.00 vs 31.00" in text
     assert "Hypothesis (not tested by this run)" in text
+
+
+def test_minutes_to_30db_count_only_where_every_held_out_pair_gets_there(tmp_path):
+    from benchmarks.suite.quality import minutes_to
+
+    (tmp_path / "curves_psnr.csv").write_text(
+        "step,level,psnr\n100,0,25.0\n100,1,31.0\n200,0,30.5\n200,1,32.0\n400,0,31.0\n400,1,33.0\n")
+    # 10 minutes of training, level 0 first at 30 dB at step 200 of 400: half of them
+    assert minutes_to(tmp_path, 30.0, 600.0, final_l0=30.2) == pytest.approx(5.0)
+    assert minutes_to(tmp_path, 30.0, 600.0, final_l0=29.9) is None  # the whole held-out set says no
+    assert minutes_to(tmp_path, 32.0, 600.0, final_l0=33.0) is None  # never reached on the subset

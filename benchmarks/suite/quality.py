@@ -132,7 +132,7 @@ def neumip_cell(
             bytes_fp32=4 * params,
             bytes_fp16=2 * params,
             checkpoint=str(ckpt),
-            minutes_to_30db_l0=minutes_to(train_dir, 30.0, train_seconds),
+            minutes_to_30db_l0=minutes_to(train_dir, 30.0, train_seconds, scores[0].psnr),
             model=arch,
             train_levels=train_scores,
         )
@@ -155,11 +155,13 @@ def _trained_arch(ckpt: Path) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(net.cfg).items() if k != "backend"}
 
 
-def minutes_to(train_dir: Path, target: float, seconds: float) -> float | None:
+def minutes_to(train_dir: Path, target: float, seconds: float, final_l0: float) -> float | None:
     """Training minutes until level 0 first reached ``target`` dB in the run's evaluations (the
-    step's share of the run's time); None when it never did."""
+    step's share of the run's time); None when it never did, or when the final score on every
+    held-out pair (``final_l0``) stays below it: the training-time evaluations score a subset of
+    the held-out pairs (spread over all of them), which must not claim what the whole set denies."""
     curves = train_dir / "curves_psnr.csv"
-    if not curves.exists():
+    if not curves.exists() or final_l0 < target:
         return None
     rows = [line.split(",") for line in curves.read_text().splitlines()[1:] if line]
     steps = [int(r[0]) for r in rows if r[1] == "0" and float(r[2]) >= target]

@@ -1,16 +1,26 @@
 """NeuMIP training: the paper's loss and schedule on batches drawn from a BTF pyramid, with
-wandb logging, atomic checkpoints, bit-identical resume on the CPU, and a checkpoint on Ctrl-C."""
+wandb logging, atomic checkpoints, bit-identical resume on the CPU, and a checkpoint on Ctrl-C.
+
+A run owns its ``out_dir`` (:class:`RunLock`) from the Trainer's creation to the end of ``fit``.
+Ctrl-C is deferred to the end of the step it arrives in (:meth:`Trainer.fit`), so the checkpoint
+it saves is always the state after a completed step: the same bytes an uninterrupted run holds at
+that step, which is what makes ``resume=true`` bit-identical.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
-from dataclasses import asdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from tqdm import tqdm
@@ -25,10 +35,20 @@ from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write
 from neumip.latent_pyramid import latent_level_count
 from neumip.model import NeuMIP, model_config_from_meta
 from neumip.training_curves import TrainingCurves
-from plumbing.atomic import check_output_dir
+from plumbing.atomic import OutputPathError, atomic_path, check_output_dir
 from plumbing.tensor_files import CheckpointError, read_checkpoint
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked (RunLock says so)
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+
+#: The file in out_dir whose flock marks the folder as taken by a running training.
+LOCK_NAME = ".lock"
+#: The evaluation suite's "this training finished" marker, next to the checkpoint.
+FINISHED_NAME = "train_time.json"
 
 
 def neumip_loss(pred: torch.Tensor, target: torch.Tensor, l1_weight: float) -> torch.Tensor:
@@ -66,8 +86,94 @@ def resolve_wandb_mode(mode: str | None) -> str:
     return mode
 
 
+class RunFolderBusy(OutputPathError):
+    """A run folder another training holds: two runs into one folder would interleave the curves
+    and overwrite each other's checkpoint."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``folder/.lock``, held until :meth:`release` or the process ends.
+
+    The lock is the kernel's, not the file's: it goes with the process however that ends (kill -9,
+    a crash, a reboot), so no stale lock is ever left to clear by hand; the empty file stays and
+    means nothing by itself. The folder (and its missing parents) is created here; ``release(
+    undo=True)`` removes what was created, for a run refused before it wrote anything.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / LOCK_NAME
+        self._created: list[Path] = []
+        cur = folder.absolute()
+        while not cur.exists():
+            self._created.append(cur)
+            cur = cur.parent
+        self._file = self._acquire()
+
+    def _acquire(self) -> IO[str] | None:
+        if fcntl is None:
+            log.warning("%s: no flock on this system; two runs into this folder are not stopped", self.folder)
+            return None
+        while True:
+            self.folder.mkdir(parents=True, exist_ok=True)  # again: a refused run may have just removed it
+            fh = open(self.path, "a")  # noqa: SIM115 - held open for the life of the run
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise RunFolderBusy(self.folder, f"another training run is using this folder (it holds "
+                                    f"{self.path}); wait for it to end, or give another out_dir") from None
+            except OSError as e:  # a filesystem without locks: run, but say so
+                fh.close()
+                log.warning("%s: cannot lock (%s); two runs into this folder are not stopped", self.path, e)
+                return None
+            # Locked the file that is there now, not one removed meanwhile by a refused run's undo.
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(self.path).st_ino == os.fstat(fh.fileno()).st_ino:
+                    return fh
+            fh.close()
+
+    def release(self, undo: bool = False) -> None:
+        """Give the folder back; ``undo``: also remove the lock file and the folders made for it,
+        where they are still empty."""
+        if undo and self._created:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if undo:
+            for d in self._created:  # the deepest first
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+            self._created = []
+
+
+@dataclass
+class _OpenStep:
+    """What a step changes before it touches the weights, as it was when the step began: enough
+    to put a step interrupted before its weight update back to the previous step's state."""
+
+    sampler_rng: torch.Tensor
+    numpy_rng: dict
+    torch_rng: torch.Tensor
+    blur_sigma: float
+    weights_touched: bool = False
+
+
+def _finished_at(marker: Path) -> int | None:
+    """The step count a run's finished marker records, or None (no marker, or not one)."""
+    try:
+        steps = json.loads(marker.read_text()).get("total_steps")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return steps if isinstance(steps, int) else None
+
+
 class Trainer:
-    """Owns the model, optimiser, sampler and logger of one run."""
+    """Owns the model, optimiser, sampler and logger of one run, and the lock on its out_dir."""
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
@@ -78,6 +184,22 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.out_dir = check_output_dir(cfg.out_dir)  # before the data is made or a step is taken
         self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
+        self._lock: RunLock | None = RunLock(self.out_dir)  # before anything in out_dir is read
+        try:
+            self._set_up(cfg)
+        except BaseException:
+            self._lock.release(undo=True)  # a refused run leaves no folder behind
+            self._lock = None
+            raise
+
+    def close(self) -> None:
+        """Release the run folder (``fit`` does when it ends; a Trainer used without ``fit``
+        holds it until this or its garbage collection)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _set_up(self, cfg: TrainConfig) -> None:
         if self.ckpt_path.exists() and not cfg.resume and not cfg.overwrite:
             raise ValueError(f"{self.ckpt_path}: out_dir already holds a checkpoint; pass resume=true to "
                              "continue it or overwrite=true to start over")
@@ -106,8 +228,11 @@ class Trainer:
         self.step = 0
         self.run = None
         self._seconds_before, self._fit_t0 = 0.0, None
+        self._open_step: _OpenStep | None = None  # set while a train_step runs
+        self._stop_requested = False
+        self._saved_step: int | None = None  # the step of this run's checkpoint on disk
         if cfg.resume:
-            self._resume()
+            self._resume(meta["fingerprint"])
 
     # -- state ---------------------------------------------------------------------------------
     def _state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -130,9 +255,11 @@ class Trainer:
 
     def save(self) -> Path:
         tensors, meta = self._state_tensors()
-        return self.model.save(self.ckpt_path, tensors, meta)
+        path = self.model.save(self.ckpt_path, tensors, meta)
+        self._saved_step = self.step
+        return path
 
-    def _resume(self) -> None:
+    def _resume(self, fingerprint: str) -> None:
         if not self.ckpt_path.exists():
             raise CheckpointError(self.ckpt_path, "resume=true but there is no checkpoint to resume")
         path = self.ckpt_path
@@ -155,6 +282,10 @@ class Trainer:
                 meta["data"].get("resolution") != self.btf.resolution(0)[0]:
             raise CheckpointError(path, f"cannot resume: trained on {trained_on}, this run uses {now}; "
                                   "use the same data or a new out_dir")
+        if meta["data"].get("fingerprint") not in (None, fingerprint):  # older checkpoints: none
+            raise CheckpointError(self.btf.path, f"is not the file {path} was trained on (same name, other "
+                                  "contents); resume=true needs that file: pass overwrite=true to start "
+                                  "over on this one, or give a new out_dir")
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             self.model.load_state_dict(state)
@@ -165,7 +296,7 @@ class Trainer:
         self.sampler.generator.set_state(tensors["rng.sampler"])
         torch.set_rng_state(tensors["rng.torch"])
         self.sampler.rng.bit_generator.state = meta["rng_numpy"]
-        self.step = meta["step"]
+        self.step = self._saved_step = meta["step"]
         self._seconds_before = float(meta.get("train_seconds", 0.0))  # older checkpoints: unknown, 0
         log.info("resumed from %s at step %d", self.ckpt_path, self.step)
 
@@ -206,11 +337,17 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def train_step(self) -> float:
+        """One optimiser step. Until the weights are touched (fuse_blur, the optimiser step), what
+        it changed can be put back (:meth:`_roll_back_open_step`): the random states, a few bytes
+        each, are kept from its start for that."""
         s = self.cfg.schedule
+        self._open_step = _OpenStep(self.sampler.generator.get_state(), self.sampler.rng.bit_generator.state,
+                                    torch.get_rng_state(), float(self.model.blur_sigma))
         self.model.blur_sigma.fill_(blur_sigma(self.step, s))
         if self.model.offset is not None:
             self.model.offset.texture.requires_grad_(self.step < s.offset_freeze)
         if s.fuse_blur_every and self.step < s.fuse_blur_until and self.step % s.fuse_blur_every == 0:
+            self._open_step.weights_touched = True
             self.model.pyramid.fuse_blur(s.fuse_blur_weight, s.fuse_blur_sigma)
         batch = self.sampler.sample()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
@@ -218,54 +355,124 @@ class Trainer:
         loss = neumip_loss(pred.float(), batch.rgb, s.l1_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self._open_step.weights_touched = True
         self.optimizer.step()
         self.step += 1
+        self._open_step = None
         return loss.item()
 
+    def _roll_back_open_step(self) -> bool:
+        """Back to the state after the last completed step; False when that cannot be (a step
+        stopped inside its weight update, which only an exception raised there, not Ctrl-C, does)."""
+        st = self._open_step
+        if st is None:
+            return True
+        if st.weights_touched:
+            return False
+        self.sampler.generator.set_state(st.sampler_rng)
+        self.sampler.rng.bit_generator.state = st.numpy_rng
+        torch.set_rng_state(st.torch_rng)
+        self.model.blur_sigma.fill_(st.blur_sigma)
+        self._open_step = None
+        return True
+
+    @contextlib.contextmanager
+    def _ctrl_c_at_step_ends(self) -> Iterator[None]:
+        """SIGINT sets a flag that the loop reads after each step (its logging, evaluation and
+        checkpoint included), so Ctrl-C never stops a step half-way, wherever it lands (in the
+        sampler, the backward pass, the optimiser step). A second Ctrl-C stops at once unless a
+        weight update is under way. Only the main thread receives signals; elsewhere nothing
+        changes."""
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. started with nohup ... &
+            yield
+            return
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            busy = self._open_step is not None and self._open_step.weights_touched
+            if self._stop_requested and not busy:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        self._stop_requested = False
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: save the state after the last completed step, as an uninterrupted run has it."""
+        if self._roll_back_open_step():
+            path = self.save()
+            print(f"\ninterrupted after step {self.step}: checkpoint saved to {path} "
+                  "(continue with resume=true)")
+            return
+        kept = (f"{self.ckpt_path} (step {self._saved_step}) is kept" if self._saved_step is not None
+                else "no checkpoint of this run was written")
+        print(f"\ninterrupted inside the weight update of step {self.step + 1}: its state is neither "
+              f"step's, so it is not saved; {kept} (continue with resume=true)")
+
     def fit(self) -> Path:
-        """Train to cfg.schedule.steps, evaluate, write the report; returns the checkpoint path."""
+        """Train to cfg.schedule.steps, evaluate, write the report; returns the checkpoint path.
+        A resumed run that already finished (its marker names its step) changes no file."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> Path:
         cfg = self.cfg
+        marker = self.ckpt_path.parent / FINISHED_NAME
+        if cfg.resume and self.step >= cfg.schedule.steps and _finished_at(marker) == self.step:
+            past = "" if self.step == cfg.schedule.steps else f", past schedule.steps={cfg.schedule.steps}"
+            print(f"{self.out_dir}: this run finished at step {self.step}{past}; nothing to do, every file "
+                  "is left as it is (raise schedule.steps to train on)")
+            return self.ckpt_path
         self._start_logger()
         self.curves = TrainingCurves(self.out_dir, self.step if self.cfg.resume else None)
-        (self.out_dir / "checkpoints" / "train_time.json").unlink(missing_ok=True)  # not finished yet
+        marker.unlink(missing_ok=True)  # not finished yet
         t0, start = time.perf_counter(), self.step
         self._fit_t0 = t0
         bar = tqdm(total=cfg.schedule.steps, initial=self.step, desc="train", unit="step",
                    disable=not cfg.progress)
         try:
-            while self.step < cfg.schedule.steps:
-                loss = self.train_step()
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss} at step {self.step}")
-                if self.step % cfg.logger.log_every == 0:
-                    bar.set_postfix(loss=f"{loss:.4g}", blur=f"{float(self.model.blur_sigma):.2f}")
-                    self._log({"loss": loss, "blur_sigma": float(self.model.blur_sigma)})
-                    self.curves.log_loss(self.step, loss, float(self.model.blur_sigma))
-                bar.update(1)
-                if cfg.logger.eval_every and self.step % cfg.logger.eval_every == 0:
-                    self.evaluate()
-                if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
-                    self.save()
+            with self._ctrl_c_at_step_ends():
+                while self.step < cfg.schedule.steps:
+                    loss = self.train_step()
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(f"loss became {loss} at step {self.step}")
+                    if self.step % cfg.logger.log_every == 0:
+                        bar.set_postfix(loss=f"{loss:.4g}", blur=f"{float(self.model.blur_sigma):.2f}")
+                        self._log({"loss": loss, "blur_sigma": float(self.model.blur_sigma)})
+                        self.curves.log_loss(self.step, loss, float(self.model.blur_sigma))
+                    bar.update(1)
+                    if cfg.logger.eval_every and self.step % cfg.logger.eval_every == 0:
+                        self.evaluate()
+                    if cfg.ckpt_every and self.step % cfg.ckpt_every == 0:
+                        self.save()
+                    if self._stop_requested:
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
-            path = self.save()
-            print(f"\ninterrupted at step {self.step}: checkpoint saved to {path} "
-                  f"(continue with resume=true)")
+            self._interrupted()
             raise
         bar.close()
         seconds = time.perf_counter() - t0
-        path = self.save()
+        steps = self.step - start
+        # A resume that took no step (the run ended, its final evaluation did not) keeps its checkpoint.
+        path = self.save() if steps or not cfg.resume else self.ckpt_path
         total = self.train_seconds()
         self._seconds_before, self._fit_t0 = total, None
         scores = self.evaluate(final=True)
-        steps = self.step - start
-        qps = steps * cfg.schedule.batch_size / max(seconds, 1e-9)
-        title = (f"{self.btf.name}: {self.step} steps, {seconds / 60:.1f} min, "
+        batch = cfg.schedule.batch_size
+        qps = steps * batch / seconds if steps and seconds > 0 else self.step * batch / max(total, 1e-9)
+        title = (f"{self.btf.name}: {self.step} steps, {total / 60:.1f} min, "
                  f"{qps:,.0f} training queries/s on {self.device}")
         write_report(scores, path.parent, title)
-        with (path.parent / "train_time.json").open("w") as f:
-            json.dump({"steps": steps, "seconds": seconds, "queries_per_second": qps,
-                       "total_steps": self.step, "total_seconds": total}, f)
+        with atomic_path(marker) as tmp:  # last: its presence says the run and its report are complete
+            tmp.write_text(json.dumps({"steps": steps, "seconds": seconds, "queries_per_second": qps,
+                                       "total_steps": self.step, "total_seconds": total}))
         print(scores_markdown(scores, title))
         if self.run is not None:
             self.run.summary.update({"train_seconds": seconds, "train_qps": qps})

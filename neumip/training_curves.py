@@ -5,13 +5,19 @@ level, psnr) and a labelled plot (``curves.png``), readable without wandb."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from plumbing.atomic import atomic_path
 
 
 class TrainingCurves:
-    """Appends rows as training goes; a resumed run drops the rows after its checkpoint's step."""
+    """Appends rows as training goes; a resumed run drops the rows after its checkpoint's step.
+
+    Appending, not rewriting, is safe here: nothing resumes from these files (they are a record),
+    a crash can cut only the last row, which then lacks its line end and is not read, and a resume
+    rewrites each file atomically without the rows after its checkpoint's step.
+    """
 
     def __init__(self, out_dir: str | Path, resume_step: int | None) -> None:
         out_dir = Path(out_dir)
@@ -32,7 +38,11 @@ class TrainingCurves:
         if not path.exists():
             return []
         with open(path, newline="") as fh:
-            return [r for r in csv.DictReader(fh) if None not in r.values() and "" not in r.values()]
+            text = fh.read()
+        if not text.endswith("\n"):  # a row cut by a crash: its line end is written last
+            text = text[: text.rfind("\n") + 1]
+        rows = csv.DictReader(io.StringIO(text, newline=""))
+        return [r for r in rows if None not in r.values() and "" not in r.values()]
 
     def log_loss(self, step: int, loss: float, blur_sigma: float) -> None:
         with open(self.loss_path, "a", newline="") as fh:

@@ -86,6 +86,10 @@ def resolve_wandb_mode(mode: str | None) -> str:
     return mode
 
 
+#: Held-out pairs scored by the evaluations during training (spread evenly over all of them, so
+#: that they see lights and views of every elevation); the final evaluation scores all of them.
+CURVE_PAIRS = 8
+
 class RunFolderBusy(OutputPathError):
     """A run folder another training holds: two runs into one folder would interleave the curves
     and overwrite each other's checkpoint."""
@@ -317,17 +321,26 @@ class Trainer:
             self.run.log(data, step=self.step)
 
     def evaluate(self, final: bool = False) -> list:
-        pairs = None if final else 8  # a quick subset during training, all held-out pairs at the end
-        scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out",
-                                 self.device, max_pairs=pairs)
-        data: dict[str, Any] = {f"psnr/level{s.level}": s.psnr for s in scores}
-        self.curves.log_psnr(self.step, [s.psnr for s in scores])
-        self.curves.plot(f"{self.btf.name}: training curves (held-out PSNR on "
-                         f"{'all' if final else 'the first 8'} held-out pairs)")
+        """Score the held-out pairs: during training a subset (CURVE_PAIRS, spread over all of
+        them) for the curves; at the end all of them, for eval.md. The curve gets one point per
+        step, always on the same subset, so its last point is comparable with the others."""
+        n_held_out = len(self.btf.pairs("held_out"))
+        scores = None
+        if self.curves.last_psnr_step() != self.step:
+            scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out",
+                                     self.device, max_pairs=CURVE_PAIRS)
+            self.curves.log_psnr(self.step, [s.psnr for s in scores])
+            self.curves.plot(f"{self.btf.name}: training curves (held-out PSNR on "
+                             f"{min(CURVE_PAIRS, n_held_out)} of the {n_held_out} held-out pairs, "
+                             "spread over all of them)")
+        data: dict[str, Any] = {f"psnr/level{s.level}": s.psnr for s in scores or []}
+        if final:
+            scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out", self.device)
+            data.update({f"final_psnr/level{s.level}": s.psnr for s in scores})
         i_wo, i_wi = (int(x) for x in self.btf.pairs("held_out")[0])
         sheet = level_sheet(self.model, self.btf, i_wo, i_wi, self.cfg.eval_levels,
                             self.out_dir / "gt_vs_model.png", self.device,
-                            title=f"{self.btf.name}, step {self.step}, a held-out view/light pair")
+                            title=f"{self.btf.name}, step {self.step}, a held-out pair")
         if self.run is not None:
             import wandb
 

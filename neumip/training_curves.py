@@ -48,6 +48,11 @@ class TrainingCurves:
         with open(self.loss_path, "a", newline="") as fh:
             csv.writer(fh).writerow([step, f"{loss:.6g}", f"{blur_sigma:.4g}"])
 
+    def last_psnr_step(self) -> int | None:
+        """The step of the last PSNR row written (None before the first)."""
+        rows = self._rows(self.psnr_path)
+        return int(rows[-1]["step"]) if rows else None
+
     def log_psnr(self, step: int, psnr_per_level: list[float]) -> None:
         with open(self.psnr_path, "a", newline="") as fh:
             csv.writer(fh).writerows([[step, k, f"{p:.4f}"] for k, p in enumerate(psnr_per_level)])

@@ -276,11 +276,22 @@ class BTFFile:
 
     def image(self, i_wo: int, i_wi: int, level: int = 0) -> np.ndarray:
         """One image (H_k, W_k, 3) float32."""
-        return self.level(level)[i_wo, i_wi].astype(np.float32)
+        return self._read(level, (i_wo, i_wi), f"image (view {i_wo}, light {i_wi})")
 
     def view(self, i_wo: int, level: int = 0) -> np.ndarray:
         """All light directions of one view: (n_wi, H_k, W_k, 3) float32."""
-        return self.level(level)[i_wo].astype(np.float32)
+        return self._read(level, (i_wo,), f"view {i_wo}")
+
+    def _read(self, level: int, index: tuple[int, ...], what: str) -> np.ndarray:
+        """A read of level ``level`` as float32; a damaged chunk (h5py's OSError, e.g. a failed
+        decompression) is refused naming this file, what was read and the level, wherever it
+        happens (a training run reads images long after it opened the file)."""
+        ds = self.level(level)
+        try:
+            return ds[index].astype(np.float32)
+        except OSError as e:
+            raise BTFFormatError(self.path, f"cannot read {what} of level {level}: "
+                                 f"{str(e).splitlines()[0]}") from None
 
     def pairs(self, subset: str = "train") -> np.ndarray:
         """(P, 2) int64 (i_wo, i_wi) of the ``train``, ``held_out`` or ``all`` pairs."""

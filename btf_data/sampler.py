@@ -60,11 +60,10 @@ def load_pyramid(btf: BTFFile, pairs: np.ndarray, device: str | torch.device = "
     the batch is pair p. Reads one view at a time."""
     levels = []
     for k in range(btf.n_levels):
-        ds = btf.level(k)
         out = np.empty((len(pairs), *btf.resolution(k), 3), dtype=np.float32)
         for i_wo in np.unique(pairs[:, 0]):
             rows = np.nonzero(pairs[:, 0] == i_wo)[0]
-            out[rows] = ds[int(i_wo)][pairs[rows, 1]]
+            out[rows] = btf.view(int(i_wo), k)[pairs[rows, 1]]
         levels.append(torch.from_numpy(out).to(device))
     return pack_levels(levels)
 

@@ -144,3 +144,27 @@ def test_float16_storage_and_gaussian_pyramid_rewrite(tmp_path):
         want = filtered_pyramid(btf.image(2, 2), "gaussian", 0.5)
         np.testing.assert_allclose(btf.image(2, 2, 1), want[0], rtol=2e-3, atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.h5"]
+
+
+def test_a_read_that_fails_mid_training_names_the_file(tmp_path, monkeypatch):
+    """A damaged chunk found long after the file was opened (a streaming training run reads images
+    every step) is refused naming the file, the image and the level, not as h5py's bare OSError."""
+    from btf_data.sampler import PyramidSampler, SamplerConfig
+    from tests.conftest import synthetic_btf
+
+    path = synthetic_btf(tmp_path, "bumps")
+    with BTFFile(path) as btf:
+        sampler = PyramidSampler(btf, SamplerConfig(memory_budget_mib=0, batch_size=64))
+        assert not sampler.in_memory
+        sampler.sample()  # reads fine
+
+        class DamagedChunk:
+            def __getitem__(self, index):
+                raise OSError("Can't synchronously read data (filter returned failure during read)")
+
+        monkeypatch.setattr(btf, "level", lambda k: DamagedChunk())
+        with pytest.raises(BTFFormatError, match=rf"^{path}: cannot read image \(view \d+, light \d+\) of "
+                                                 r"level 0: Can't synchronously read data"):
+            sampler.sample()
+        with pytest.raises(BTFFormatError, match=r": cannot read view 3 of level 2: "):
+            btf.view(3, 2)

@@ -287,8 +287,9 @@ def quality_md(results: SuiteResults) -> list[str]:
         "with the light 60-90 degrees from the normal. Size: the method's representation. On "
         "normal-mapped planes the SVBRDF methods' level 0 is the material's own per-texel BRDF, which "
         "defines the data: it scores at the float16 storage precision (~91 dB), not as a result. A "
-        "NeuMIP method's `(training pairs)` row scores the same model on as many training pairs "
-        "(spread evenly over them): the gap to its held-out row is what it fails to generalise.",
+        "NeuMIP method's `(training pairs)` row (where its cells recorded one) scores the same model "
+        "on as many training pairs, spread evenly over them: the gap to its held-out row is what it "
+        "fails to generalise.",
         "",
     ]
     for name, mat in results.materials.items():

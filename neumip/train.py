@@ -90,6 +90,7 @@ def resolve_wandb_mode(mode: str | None) -> str:
 #: that they see lights and views of every elevation); the final evaluation scores all of them.
 CURVE_PAIRS = 8
 
+
 class RunFolderBusy(OutputPathError):
     """A run folder another training holds: two runs into one folder would interleave the curves
     and overwrite each other's checkpoint."""

@@ -17,7 +17,7 @@ install: $(STAMP)
 
 # The main job on the default material: make its BTF (skipped when it exists), train NeuMIP
 # (model=plus, the project's variant: on weave better than the faithful model=full at every level,
-# mean of two seeds, docs/RESULTS.md) with the cpu preset (about 7 minutes on 2 cores), evaluate it on the
+# mean of two seeds, docs/RESULTS.md) with the cpu preset (7-9 minutes on 2 cores), evaluate it on the
 # held-out directions, and render the plane scene with it beside the measured BTF, the naive, LEAN
 # and MIPNet SVBRDF mipmaps and the supersampled reference.
 demo: install

@@ -28,9 +28,9 @@ class ModelConfig:
     decoder_width: int = 32
     decoder_layers: int = 3
     decoder: str = "yuv_log"
-    """The decoder and its output head, a name of ``neumip.decoder.DECODERS`` (checked when the
-    model is built): ``yuv_log`` = the paper's, the MLP predicts YUV log-radiance t,
-    rgb = expm1(YUV->RGB(t)) (times the shadow mask when ``shadow_mask``)."""
+    """The decoder and its output head, a name of ``neumip.decoder.DECODERS``: ``yuv_log`` = the
+    paper's, the MLP predicts YUV log-radiance t, rgb = expm1(YUV->RGB(t)) (times the shadow mask
+    when ``shadow_mask``)."""
     backend: str = "auto"
     """MLP backend: auto (tcnn when available), torch or tcnn."""
     depth_scale: float = 0.05
@@ -61,6 +61,9 @@ class ModelConfig:
                 self.direction_encoding, "xy or sh3")
         require(self.backend in ("auto", "torch", "tcnn"), "model.backend", self.backend,
                 "auto, torch or tcnn")
+        from neumip.decoder import DECODERS  # here, not at the top: the decoders import this module
+
+        require(self.decoder in DECODERS, "model.decoder", self.decoder, f"one of {', '.join(DECODERS)}")
 
 
 @dataclass

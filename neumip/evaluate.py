@@ -82,19 +82,20 @@ class LevelScore:
 
 
 def spread_subset(pairs: np.ndarray, max_pairs: int | None) -> np.ndarray:
-    """At most ``max_pairs`` rows of ``pairs`` (P, 2), every k-th (k = ceil(P / max_pairs))."""
+    """``max_pairs`` rows of ``pairs`` (P, 2) spread evenly over them (rows floor(i P / max_pairs),
+    i < max_pairs), or all of them when there are no more."""
     if max_pairs is None or len(pairs) <= max_pairs:
         return pairs
-    return pairs[:: -(-len(pairs) // max_pairs)]
+    return pairs[(np.arange(max_pairs) * len(pairs)) // max_pairs]
 
 
 @torch.no_grad()
 def evaluate_query(query: Query, btf: BTFFile, levels: int = 6, subset: str = "held_out",
                    device: str | torch.device = "cpu", max_pairs: int | None = None,
                    bands: tuple[float, ...] = LIGHT_BANDS_DEG) -> list[LevelScore]:
-    """Per-level scores of any query on the ``subset`` pairs (all of them, or at most max_pairs
-    spread evenly over them: every k-th, so that a subset sees views and lights of every
-    elevation, not only the first, near head-on ones), against the file's level-0 images and
+    """Per-level scores of any query on the ``subset`` pairs (all of them, or max_pairs spread
+    evenly over them, so that a subset sees views and lights of every elevation, not only the
+    first, near head-on ones), against the file's level-0 images and
     ``pyramid/<k>``: overall, as a renderer shows them (times cos theta_i), and split by the
     light's elevation."""
     if levels < 1:

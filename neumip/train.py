@@ -190,19 +190,24 @@ class Trainer:
         self.out_dir = check_output_dir(cfg.out_dir)  # before the data is made or a step is taken
         self.ckpt_path = self.out_dir / "checkpoints" / "last.safetensors"
         self._lock: RunLock | None = RunLock(self.out_dir)  # before anything in out_dir is read
+        self.btf: BTFFile | None = None
         try:
             self._set_up(cfg)
         except BaseException:
+            if self.btf is not None:
+                self.btf.close()
             self._lock.release(undo=True)  # a refused run leaves no folder behind
             self._lock = None
             raise
 
     def close(self) -> None:
-        """Release the run folder (``fit`` does when it ends; a Trainer used without ``fit``
-        holds it until this or its garbage collection)."""
+        """Release the run folder and close the data file (``fit`` releases the folder when it
+        ends; a Trainer used without ``fit`` holds both until this or its garbage collection)."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self.btf is not None:
+            self.btf.close()
 
     def _set_up(self, cfg: TrainConfig) -> None:
         if self.ckpt_path.exists() and not cfg.resume and not cfg.overwrite:
@@ -213,6 +218,9 @@ class Trainer:
         h, w = self.btf.resolution(0)
         if h != w:
             raise ValueError(f"{self.btf.path}: NeuMIP needs square textures, got {h} x {w}")
+        if len(self.btf.pairs("held_out")) == 0:  # else training fails at its first evaluation
+            raise ValueError(f"{self.btf.path}: no held-out (wo, wi) pairs to evaluate on; make the file "
+                             "with held_out_fraction > 0 (e.g. 0.1)")
         data = self.btf.path.resolve()
         meta = {"name": self.btf.name, "path": str(data),
                 "path_from_checkpoint": os.path.relpath(data, self.ckpt_path.parent.resolve()),

@@ -18,8 +18,8 @@ from pathlib import Path
 def find_conf_dir() -> str:
     """The config folder as a path: hydra reads its configs from a folder on disk."""
     override = os.environ.get("NEUMIP_CONF_DIR")
-    if override:
-        return override
+    if override:  # absolute: hydra reads a relative config path from its caller's module folder
+        return str(Path(override).expanduser().resolve())
     try:
         conf = importlib.resources.files("plumbing.conf")
     except ModuleNotFoundError:

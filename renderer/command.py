@@ -12,15 +12,15 @@ from neumip.checkpoint import training_data_path
 from plumbing.atomic import atomic_path, check_output_dir
 from plumbing.config_checks import require
 from plumbing.resources import check_device, check_memory
-from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial
-from renderer.material_specs import open_material, reference_material
+from renderer.material_specs import OPENERS, open_material, reference_material
 from renderer.materials import NeuMIPMaterial
 from renderer.output import comparison_sheet, scores_markdown, write_exr, write_png
 from renderer.render import RenderSettings, render
 from renderer.scene_config import SceneConfig, build_scene
 
-MATERIALS = ("neumip", "measured", "svbrdf", *SVBRDF_METHODS)
+#: The command's method names: every material spec kind but constant.
+MATERIALS = tuple(k for k in OPENERS if k != "constant")
 
 
 @dataclass
@@ -110,10 +110,12 @@ def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
     methods = list(cfg.compare) or [cfg.method]  # names checked when the config was built
     needs_file = bool(cfg.compare) or cfg.method != "neumip"
     data = data_path(cfg, neumip) if needs_file else None  # found (and fingerprinted) once
+    # every material opened (and refused) before the first image is written
+    materials = {name: neumip if name == "neumip" and neumip else
+                 open_material(method_spec(name, cfg, data), dev, cfg.baselines) for name in methods}
+    ref_mat = reference_material(data, dev) if cfg.compare else None
     images = {}
-    for name in methods:
-        material = neumip if name == "neumip" and neumip else \
-            open_material(method_spec(name, cfg, data), dev, cfg.baselines)
+    for name, material in materials.items():
         if isinstance(material, SVBRDFPyramidMaterial):
             print(f"{name}: pyramid of {material.n_levels} levels built in {material.build_seconds:.1f} s")
         t0 = time.perf_counter()
@@ -124,8 +126,7 @@ def run_render(cfg: RenderCommandConfig) -> dict[str, Path]:
         images[name] = img
         written[f"{name}.exr"] = write_exr(out / f"{name}.exr", img)
         written[f"{name}.png"] = write_png(out / f"{name}.png", img)
-    if cfg.compare:
-        ref_mat = reference_material(data, dev)
+    if ref_mat is not None:
         t0 = time.perf_counter()
         ref, _ = render(scene, ref_mat, cfg.settings, samples_per_axis=cfg.reference_spp, fixed_lod=0.0,
                         desc="reference")

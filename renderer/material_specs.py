@@ -73,9 +73,6 @@ OPENERS: dict[str, Callable[[str, Device, BaselineConfig], Material]] = {
     "constant": _constant,
 }
 
-#: The kinds that read a BTF file (the others: a checkpoint, or numbers).
-FILE_KINDS = ("measured", "svbrdf", *SVBRDF_METHODS)
-
 
 def open_material(spec: str, device: Device = "cpu", baselines: BaselineConfig | None = None) -> Material:
     """The material a spec names (module docstring). ``baselines``: the SVBRDF methods' options."""

@@ -187,4 +187,4 @@ def test_no_import_runs_back_up_the_house():
                     if top in FLOORS and FLOORS.index(top) > floor:
                         upward.append(f"{f.relative_to(REPO)} imports {name}")
     assert upward == []
-    assert {("renderer", "neumip"), ("neumip", "btf_data"), ("btf_data", "plumbing")} <= seen  # it reads imports
+    assert {("renderer", "neumip"), ("neumip", "btf_data"), ("btf_data", "plumbing")} <= seen  # reads them

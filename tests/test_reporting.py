@@ -33,7 +33,9 @@ def test_an_empty_light_band_is_no_pairs_not_nan(tmp_path):
 
 def test_a_subset_of_pairs_is_spread_over_all_of_them():
     pairs = np.arange(100).reshape(50, 2)
-    np.testing.assert_array_equal(spread_subset(pairs, 8)[:, 0], np.arange(0, 100, 14))  # every 7th pair
+    # exactly 8 of the 50 pairs, evenly spaced: pairs 0, 6, 12, 18, 25, 31, 37, 43
+    np.testing.assert_array_equal(spread_subset(pairs, 8)[:, 0] // 2, [0, 6, 12, 18, 25, 31, 37, 43])
+    assert len(spread_subset(pairs, 36)) == 36  # exactly as many as asked, where every k-th gives 25
     assert spread_subset(pairs, None) is pairs and spread_subset(pairs, 80) is pairs
 
 

@@ -107,7 +107,10 @@ class Cell(Generic[R]):
         path = self.folder / "result.json"
         if not path.exists():
             return None
-        result = self.parse(json.loads(path.read_text()))
+        try:
+            result = self.parse(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):  # cut short or of another format: computed again
+            return None
         if isinstance(result, Failed) or not self.still_valid(result):
             return None
         for key, now in self.provenance().items():

@@ -24,7 +24,7 @@ from renderer.scene_config import SceneConfig, build_scene
 LOD_MODES = ("max", "aniso")
 #: The code an image cell's numbers depend on (the renderer, every material, their data readers).
 IMAGE_CODE = ("renderer", "neumip", "btf_data.btf_render", "btf_data.brdf", "btf_data.lookup",
-              "btf_data.sampler", "btf_data.btf_file", "plumbing.tonemap")
+              "btf_data.pyramid", "btf_data.sampler", "btf_data.btf_file", "plumbing.tonemap")
 
 
 def method_material(mat: MaterialFile, method: str, checkpoints: dict[str, str],

@@ -19,6 +19,7 @@ from btf_data.btf_file import BTFFile
 from btf_data.generate import GenerateConfig, MaterialConfig, generate
 from neumip.evaluate import evaluate_levels, evaluate_query
 from neumip.model import NeuMIP, model_config_from_meta
+from plumbing.tensor_files import CheckpointError
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig
 from renderer.material_specs import open_material
@@ -71,10 +72,10 @@ def describe(name: str, path: Path) -> MaterialFile:
 
 
 #: The code a NeuMIP cell's numbers depend on (training, the model, the data it reads, scoring).
-NEUMIP_CODE = ("neumip", "btf_data.sampler", "btf_data.lookup", "btf_data.btf_file")
+NEUMIP_CODE = ("neumip", "btf_data.sampler", "btf_data.lookup", "btf_data.btf_file", "plumbing.tonemap")
 #: The code an SVBRDF cell's numbers depend on (the pyramids, their shading and lookup, scoring).
 SVBRDF_CODE = ("renderer.baselines", "btf_data.brdf", "btf_data.btf_render", "btf_data.lookup",
-               "neumip.evaluate")
+               "btf_data.pyramid", "neumip.evaluate", "plumbing.tonemap")
 
 
 def neumip_cell(
@@ -98,7 +99,7 @@ def neumip_cell(
         train_dir = cell_dir / "train"
         ckpt = train_dir / "checkpoints" / "last.safetensors"
         cmd = [
-            str(Path(sys.executable).parent / "neumip-train"),
+            sys.executable, "-m", "neumip.cli.train",  # wherever the scripts were installed
             "data=file",
             f"data.path={mat.path}",
             f"data.name={mat.name}",
@@ -138,12 +139,16 @@ def neumip_cell(
         )
 
     def still_valid(kept: NeuMIPRun) -> bool:
-        """The kept result's architecture (recorded, or read from its checkpoint) is today's."""
-        if kept.model is not None:  # recorded by an older version: its missing fields filled in
-            cfg = model_config_from_meta(kept.checkpoint, {"model": kept.model, "resolution": 2}, "torch")
-            return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "backend"} == arch
-        ckpt = Path(kept.checkpoint)
-        return ckpt.is_file() and _trained_arch(ckpt) == arch
+        """The kept result's architecture (recorded, or read from its checkpoint) is today's; one
+        this version cannot read (a field or decoder it does not know) is not, and is recomputed."""
+        try:
+            if kept.model is not None:  # recorded by an older version: its missing fields filled in
+                cfg = model_config_from_meta(kept.checkpoint, {"model": kept.model, "resolution": 2}, "torch")
+                return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "backend"} == arch
+            ckpt = Path(kept.checkpoint)
+            return ckpt.is_file() and _trained_arch(ckpt) == arch
+        except CheckpointError:
+            return False
 
     return Cell(cells / mat.name / f"{method}_seed{seed}_{key}", compute, neumip_run_from_json, still_valid,
                 data=mat.path, code=NEUMIP_CODE)

@@ -157,7 +157,11 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     root = Path(cfg.out_root)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")
     if cfg.report_from:
-        results = results_from_json(json.loads(Path(cfg.report_from).read_text()))
+        try:
+            results = results_from_json(json.loads(Path(cfg.report_from).read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{cfg.report_from}: not a neumip-bench results.json "
+                             f"({type(e).__name__}: {e})") from None
         results.rerendered = f"revision {git_revision()}, {stamp} UTC, from {cfg.report_from}"
         run_dir = check_output_dir(root / "runs" / f"{stamp}_{results.suite['name']}_report")
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from btf_data.pyramid import check_sigma_scale
 from btf_data.svbrdf import SVBRDFMaps
 from renderer.baselines.fit import FitConfig, fit_pyramid
 from renderer.baselines.gaussian import gaussian_pyramid
@@ -45,6 +46,9 @@ class BaselineConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     device: str = "cpu"
     """Where MIPNet runs."""
+
+    def __post_init__(self) -> None:
+        check_sigma_scale(self.gaussian_sigma_scale, "baselines.gaussian_sigma_scale")
 
 
 def _mipnet(maps: SVBRDFMaps, cfg: BaselineConfig) -> SVBRDFPyramid:

@@ -319,3 +319,15 @@ def test_aniso_lookup_equals_max_when_isotropic_and_averages_otherwise():
     torch.testing.assert_close(long[:, :2], uv)  # symmetric probes: the centre
     minor_lod = torch.log2(dy.norm(dim=1) * 128).clamp(0, 7)
     torch.testing.assert_close(long[:, 2], minor_lod)  # every probe at the minor axis's lod
+
+
+def test_a_refused_material_stops_the_render_command_before_any_image_is_written(small_btf, tmp_path):
+    from renderer.command import run_render
+
+    path, _ = small_btf  # a measured file: `measured` opens, `lean` (needs SVBRDF maps) is refused
+    cfg = RenderCommandConfig(btf=str(path), compare=["measured", "lean"], width=8, height=8,
+                              reference_spp=1, out=str(tmp_path / "r"))
+    cfg.settings.progress = False
+    with pytest.raises(ValueError, match="needs the SVBRDF maps"):
+        run_render(cfg)
+    assert not (tmp_path / "r").exists() or list((tmp_path / "r").iterdir()) == []

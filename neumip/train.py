@@ -200,12 +200,16 @@ class Trainer:
             self._lock = None
             raise
 
-    def close(self) -> None:
-        """Release the run folder and close the data file (``fit`` releases the folder when it
-        ends; a Trainer used without ``fit`` holds both until this or its garbage collection)."""
+    def release_folder(self) -> None:
+        """Give the run folder back to other runs (``fit`` does when it ends)."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    def close(self) -> None:
+        """Release the run folder and close the data file (a Trainer holds the file after
+        ``fit``, for scoring the model on it, until this or its garbage collection)."""
+        self.release_folder()
         if self.btf is not None:
             self.btf.close()
 
@@ -441,7 +445,7 @@ class Trainer:
         try:
             return self._fit()
         finally:
-            self.close()
+            self.release_folder()
 
     def _fit(self) -> Path:
         cfg = self.cfg

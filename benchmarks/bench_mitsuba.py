@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from renderer.mitsuba.render import DEMO_MAX_DEPTH
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -20,7 +22,7 @@ def main() -> None:
     p.add_argument("--method", default="lean", help="the SVBRDF method rendering the glossy object")
     p.add_argument("--spp", type=int, default=16)
     p.add_argument("--seeds", type=int, default=6)
-    p.add_argument("--max-depth", type=int, default=4, help="as Mitsuba counts it: 4 is two bounces")
+    p.add_argument("--max-depth", type=int, default=DEMO_MAX_DEPTH, help="as Mitsuba counts it (the demo's)")
     p.add_argument("--size", type=int, nargs=2, default=[160, 120])
     p.add_argument("--variant", default="llvm_ad_rgb")
     args = p.parse_args()

@@ -34,6 +34,7 @@ import mitsuba as mi
 import torch
 
 from renderer.materials import Material
+from renderer.mitsuba.render import DEMO_MAX_DEPTH
 from renderer.render import RenderSettings, eval_footprint
 
 #: Share of cosine sampling in the ``lobe`` mixture (keeps every direction reachable, so the
@@ -245,7 +246,7 @@ class FootprintPathIntegrator(mi.SamplingIntegrator):
 
     def __init__(self, props: mi.Properties) -> None:
         mi.SamplingIntegrator.__init__(self, props)
-        self.max_depth = props.get("max_depth", 4)
+        self.max_depth = props.get("max_depth", DEMO_MAX_DEPTH)
         if self.max_depth < -1:
             raise ValueError(f"neumip_path: max_depth {self.max_depth}: must be -1 (unlimited) or >= 0")
         self.rr_depth = props.get("rr_depth", 5)

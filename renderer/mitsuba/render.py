@@ -48,12 +48,17 @@ def check_at_least(name: str, value: int, low: int, note: str = "") -> None:
         raise ValueError(f"{name} {value}: must be >= {low}{note}")
 
 
+#: The demo scene's defaults (``demo_scene`` and ``neumip-mitsuba``'s options); max_depth as
+#: Mitsuba counts it: 4 segments from the camera, two bounces of indirect light.
+DEMO_WIDTH, DEMO_HEIGHT, DEMO_SPP, DEMO_MAX_DEPTH = 320, 240, 16, 4
+
+
 def demo_scene(
     mi,
-    width: int = 320,
-    height: int = 240,
-    spp: int = 16,
-    max_depth: int = 4,
+    width: int = DEMO_WIDTH,
+    height: int = DEMO_HEIGHT,
+    spp: int = DEMO_SPP,
+    max_depth: int = DEMO_MAX_DEPTH,
     sun: tuple[float, float, float] = (0.4, 1.0, 0.3),
 ) -> dict[str, Any]:
     """The demo: a torus ring (the bundled mesh, shape ``object``) on a ground plane (``ground``,
@@ -240,13 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SHAPE=SPEC",
         help="neumip:CKPT | measured:FILE | naive:FILE | lean:FILE | ... | constant:R,G,B",
     )
-    p.add_argument("--spp", type=int, default=16, help="samples per pixel (>= 1)")
-    p.add_argument("--width", type=int, default=320, help="image width of the demo scene")
-    p.add_argument("--height", type=int, default=240, help="image height of the demo scene")
+    p.add_argument("--spp", type=int, default=DEMO_SPP, help="samples per pixel (>= 1)")
+    p.add_argument("--width", type=int, default=DEMO_WIDTH, help="image width of the demo scene")
+    p.add_argument("--height", type=int, default=DEMO_HEIGHT, help="image height of the demo scene")
     p.add_argument(
         "--max-depth",
         type=int,
-        default=4,
+        default=DEMO_MAX_DEPTH,
         help="longest path of the demo scene in segments, as Mitsuba's: 1 emitters seen directly, "
         "2 direct light, 3 one bounce of indirect light; -1 unlimited",
     )

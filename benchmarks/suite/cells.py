@@ -80,6 +80,18 @@ def code_fingerprint(modules: tuple[str, ...]) -> str:
     return h.hexdigest()[:12]
 
 
+def _data_fingerprint(path: Path) -> str:
+    """The data file's fingerprint, read once per version of the file (a suite asks for it for
+    every cell of a material, and it reads up to 64 MiB)."""
+    st = Path(path).stat()
+    return _fingerprint_of(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.cache
+def _fingerprint_of(path: str, size: int, mtime_ns: int) -> str:
+    return file_fingerprint(path)
+
+
 @dataclass
 class Cell(Generic[R]):
     """One unit of the suite: where it lives, how it is computed, how its kept JSON reads back,
@@ -97,7 +109,7 @@ class Cell(Generic[R]):
     def provenance(self) -> dict[str, str | None]:
         """What the cell's result depends on, as recorded with it."""
         return {
-            "data_fingerprint": file_fingerprint(self.data) if self.data else None,
+            "data_fingerprint": _data_fingerprint(self.data) if self.data else None,
             "code_fingerprint": code_fingerprint(self.code) if self.code else None,
         }
 

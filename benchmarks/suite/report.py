@@ -35,9 +35,14 @@ from renderer.baselines import METHODS as SVBRDF_METHODS
 GRAZING = "light 60-90 deg"
 
 
+def _finite(v: float | None) -> bool:
+    """A measured value: not missing (None, an empty band) and not NaN (older files' empty band)."""
+    return v is not None and math.isfinite(v)
+
+
 def _seed_mean_psnr(values: list[float | None]) -> float | None:
     """PSNR of the mean MSE of several runs' PSNRs (None and NaN left out)."""
-    ok = [v for v in values if v is not None and math.isfinite(v)]
+    ok = [v for v in values if _finite(v)]
     return psnr(float(np.mean([10 ** (-v / 10) for v in ok]))) if ok else None
 
 
@@ -55,7 +60,7 @@ def _mib(n: float | None) -> str:
 
 
 def _mean_coarse(values: list[float | None]) -> float | None:
-    coarse = [v for v in values[1:6] if v is not None and math.isfinite(v)]
+    coarse = [v for v in values[1:6] if _finite(v)]
     return sum(coarse) / len(coarse) if coarse else None
 
 

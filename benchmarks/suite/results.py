@@ -14,7 +14,6 @@ results files still read.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -326,7 +325,3 @@ def results_from_json(d: dict[str, Any]) -> SuiteResults:
     images = {k: image_run_from_json(v) for k, v in d.get("images", {}).items()}
     speed = {k: device_speed_from_json(v) for k, v in d.get("speed", {}).items()}
     return _build(SuiteResults, d, materials=mats, images=images, speed=speed)
-
-
-def finite(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)

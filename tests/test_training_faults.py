@@ -90,48 +90,31 @@ def raise_keyboard_interrupt() -> None:
     raise KeyboardInterrupt
 
 
-def patch_sampler(trainer: Trainer, monkeypatch, at_step: int, before: Callable | None = None,
-                  after: Callable | None = None) -> None:
-    real = trainer.sampler.sample
+def interrupt_inside(owner: Callable[[Trainer], object], name: str) -> Callable:
+    """A patcher of ``owner(trainer).name`` that calls ``before`` / ``after`` around the real call
+    at step ``at_step`` (the step being taken)."""
 
-    def sample(*a, **k):
-        if trainer.step == at_step and before:
-            before()
-        batch = real(*a, **k)
-        if trainer.step == at_step and after:
-            after()
-        return batch
+    def patch(trainer: Trainer, monkeypatch, at_step: int, before: Callable | None = None,
+              after: Callable | None = None) -> None:
+        target = owner(trainer)
+        real = getattr(target, name)
 
-    monkeypatch.setattr(trainer.sampler, "sample", sample)
+        def wrapped(*a, **k):
+            if trainer.step == at_step and before:
+                before()
+            out = real(*a, **k)
+            if trainer.step == at_step and after:
+                after()
+            return out
 
+        monkeypatch.setattr(target, name, wrapped)
 
-def patch_optimizer(trainer: Trainer, monkeypatch, at_step: int, before: Callable | None = None,
-                    after: Callable | None = None) -> None:
-    real = trainer.optimizer.step
-
-    def step(*a, **k):
-        if trainer.step == at_step and before:
-            before()
-        out = real(*a, **k)
-        if trainer.step == at_step and after:
-            after()
-        return out
-
-    monkeypatch.setattr(trainer.optimizer, "step", step)
+    return patch
 
 
-def patch_fuse_blur(trainer: Trainer, monkeypatch, at_step: int, before: Callable | None = None,
-                    after: Callable | None = None) -> None:
-    real = trainer.model.pyramid.fuse_blur
-
-    def fuse(*a, **k):
-        if trainer.step == at_step and before:
-            before()
-        real(*a, **k)
-        if trainer.step == at_step and after:
-            after()
-
-    monkeypatch.setattr(trainer.model.pyramid, "fuse_blur", fuse)
+patch_sampler = interrupt_inside(lambda t: t.sampler, "sample")
+patch_optimizer = interrupt_inside(lambda t: t.optimizer, "step")
+patch_fuse_blur = interrupt_inside(lambda t: t.model.pyramid, "fuse_blur")
 
 
 def twice_ctrl_c() -> None:

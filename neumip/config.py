@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from btf_data.generate import GenerateConfig
+from neumip.direction_encoding import ENCODINGS
 from plumbing.config_checks import require
 
 
@@ -42,8 +43,9 @@ class ModelConfig:
     """The offset texture is always read blurred by at least this sigma (level-0 texels), as the
     official code's ``nom_min_sigma``: the offset stays smooth, so parallax never tears."""
     direction_encoding: str = "xy"
-    """How wi and wo enter the decoder: ``xy`` (the paper) or ``sh3`` (16 real spherical
-    harmonics each, as NeuralBTF)."""
+    """How wi and wo enter the decoder: ``xy`` (the paper), ``sh3`` (16 real spherical
+    harmonics each, as NeuralBTF), ``equi`` (azimuthal equidistant: elevation-proportional) or
+    ``equi_tan`` (equi plus tan(theta)-aware shadow features); see neumip/direction_encoding.py."""
     shadow_mask: bool = True
     """The official decoder's learned shadow mask: 3 extra outputs m, rgb *= 0.1 + sigmoid(m)."""
     init_std: float = 0.1
@@ -57,8 +59,8 @@ class ModelConfig:
                     "decoder_width", "decoder_layers"):
             require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
         require(self.levels is None or self.levels >= 1, "model.levels", self.levels, "null or >= 1")
-        require(self.direction_encoding in ("xy", "sh3"), "model.direction_encoding",
-                self.direction_encoding, "xy or sh3")
+        require(self.direction_encoding in ENCODINGS, "model.direction_encoding",
+                self.direction_encoding, f"one of {', '.join(ENCODINGS)}")
         require(self.backend in ("auto", "torch", "tcnn"), "model.backend", self.backend,
                 "auto, torch or tcnn")
         from neumip.decoder import DECODERS  # here, not at the top: the decoders import this module

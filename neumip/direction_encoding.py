@@ -4,7 +4,11 @@
 hemisphere). ``sh3``: the 16 real spherical harmonics of degrees 0..3, as NeuralBTF (Xu et al.
 2025) encode directions: smooth in the direction, so a decoder interpolates between training
 directions rather than memorising them, and more expressive for a shadow's edge than two
-coordinates.
+coordinates. ``equi``: the azimuthal equidistant projection (theta / (pi/2)) (cos phi, sin phi):
+the encoding moves as fast per radian of elevation at 70 deg as at the pole, where ``xy`` moves
+cos(theta) as fast (a third at 70 deg), exactly where shadows change fastest (issue 20, lever 3).
+``equi_tan`` adds tan-aware features (tan(theta) / (1 + tan(theta))) (cos phi, sin phi): a
+shadow's length grows as tan(theta), so its edge moves linearly in this feature.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 
 import torch
 
-ENCODINGS = ("xy", "sh3")
+ENCODINGS = ("xy", "sh3", "equi", "equi_tan")
 
 # Normalisation constants of the real spherical harmonics, degrees 0..3 (Sloan 2008).
 _C0 = 0.5 * math.sqrt(1.0 / math.pi)
@@ -34,6 +38,10 @@ def encoding_width(kind: str) -> int:
         return 2
     if kind == "sh3":
         return 16
+    if kind == "equi":
+        return 2
+    if kind == "equi_tan":
+        return 4
     raise ValueError(f"direction encoding must be one of {', '.join(ENCODINGS)}, got {kind!r}")
 
 
@@ -65,11 +73,42 @@ def real_sh3(w: torch.Tensor) -> torch.Tensor:
     )
 
 
+def equidistant(w: torch.Tensor) -> torch.Tensor:
+    """Unit vectors w (N, 3) with z >= 0 -> (N, 2) = (theta / (pi/2)) (cos phi, sin phi), in the
+    unit disk: the distance from the centre is the elevation, uniformly (invertible:
+    :func:`from_equidistant`)."""
+    s = w[:, :2].norm(dim=1, keepdim=True)
+    theta = torch.atan2(s, w[:, 2:3])
+    # (cos phi, sin phi) = xy / sin(theta); at the pole the limit of theta / sin(theta) is 1.
+    scale = torch.where(s > 1e-7, theta / s.clamp_min(1e-7), torch.ones_like(s))
+    return w[:, :2] * scale / (0.5 * math.pi)
+
+
+def from_equidistant(e: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`equidistant`: e (N, 2) in the unit disk -> unit vectors (N, 3)."""
+    r = e.norm(dim=1, keepdim=True)
+    theta = r * (0.5 * math.pi)
+    scale = torch.where(r > 1e-7, torch.sin(theta) / r.clamp_min(1e-7), torch.full_like(r, 0.5 * math.pi))
+    return torch.cat([e * scale, torch.cos(theta)], dim=1)
+
+
+def tan_features(w: torch.Tensor) -> torch.Tensor:
+    """w (N, 3) unit, z > 0 -> (N, 2) = t / (1 + t) (cos phi, sin phi) with t = tan(theta): the
+    direction and length of a unit height's shadow, squashed into the unit disk."""
+    s = w[:, :2].norm(dim=1, keepdim=True)
+    t = s / w[:, 2:3].clamp_min(1e-6)
+    return w[:, :2] / s.clamp_min(1e-7) * (t / (1.0 + t))
+
+
 def encode_direction(w: torch.Tensor, kind: str) -> torch.Tensor:
     """w (N, 3) unit, tangent frame -> (N, encoding_width(kind))."""
     if kind == "xy":
         return w[:, :2]
     if kind == "sh3":
         return real_sh3(w)
+    if kind == "equi":
+        return equidistant(w)
+    if kind == "equi_tan":
+        return torch.cat([equidistant(w), tan_features(w)], dim=1)
     encoding_width(kind)  # raises the message
     raise AssertionError

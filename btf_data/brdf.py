@@ -23,6 +23,21 @@ def isotropic_tensor(alpha: torch.Tensor) -> torch.Tensor:
     return torch.stack([a2, a2, torch.zeros_like(a2)], dim=-1)
 
 
+def tensor_sqrt(tensor: torch.Tensor) -> torch.Tensor:
+    """Symmetric positive square root of (..., 3) = (a, b, c): (m0, m1, m2) with S^2 = T,
+    S = (T + sqrt(det T) I) / sqrt(tr T + 2 sqrt(det T))."""
+    a, b, c = tensor.unbind(-1)
+    s = (a * b - c * c).clamp_min(0.0).sqrt()
+    t = (a + b + 2.0 * s).clamp_min(1e-20).sqrt()
+    return torch.stack([(a + s) / t, (b + s) / t, c / t], dim=-1)
+
+
+def tensor_from_sqrt(m: torch.Tensor) -> torch.Tensor:
+    """(..., 3) = (m0, m1, m2) of S -> T = S^2 as (a, b, c)."""
+    m0, m1, m2 = m.unbind(-1)
+    return torch.stack([m0 * m0 + m2 * m2, m1 * m1 + m2 * m2, (m0 + m1) * m2], dim=-1)
+
+
 def ggx_ndf(h: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Normal distribution D(h): h (N, 3) unit, local frame; sigma (N, 3). Returns (N,)."""
     a, b, c = sigma.unbind(-1)

@@ -232,6 +232,22 @@ def shade(hits: ViewHits, wi: torch.Tensor, visibility: torch.Tensor) -> torch.T
     return f * (cos_ratio * visibility).unsqueeze(-1)
 
 
+def shade_params(params: dict[str, torch.Tensor], wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
+    """BTF values (N, 3) of per-query parameters {field: (N, C)} for directions wi, wo (N, 3)
+    (unit, tangent frame, z up)."""
+    normal = params["normal"]
+    hits = ViewHits(
+        xy=normal[:, :2],  # unused by shading; it only carries the batch size
+        normal=normal,
+        wo_local=to_local_frame(wo, normal),
+        albedo=params["albedo"],
+        sigma=params["tensor"],
+        metallic=params["metallic"][:, 0],
+        specular=params["specular"][:, 0],
+    )
+    return shade(hits, wi, torch.ones_like(normal[:, 0]))
+
+
 def eval_level0(
     mat: HeightfieldMaterial, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
     cfg: RenderConfig | None = None,

@@ -55,9 +55,9 @@ class Batch:
     rgb: torch.Tensor  # (N, 3) BRDF-like linear RGB
 
 
-def load_pyramid(btf: BTFFile, pairs: np.ndarray, device: str | torch.device = "cpu") -> PackedLevels:
-    """Every level of the images of ``pairs`` (P, 2) as one packed table on ``device``; image p of
-    the batch is pair p. Reads one view at a time."""
+def load_levels(btf: BTFFile, pairs: np.ndarray, device: str | torch.device = "cpu") -> list[torch.Tensor]:
+    """Every level of the images of ``pairs`` (P, 2): [(P, R_k, R_k, 3)] on ``device``; image p
+    is pair p. Reads one view at a time."""
     levels = []
     for k in range(btf.n_levels):
         out = np.empty((len(pairs), *btf.resolution(k), 3), dtype=np.float32)
@@ -65,7 +65,12 @@ def load_pyramid(btf: BTFFile, pairs: np.ndarray, device: str | torch.device = "
             rows = np.nonzero(pairs[:, 0] == i_wo)[0]
             out[rows] = btf.view(int(i_wo), k)[pairs[rows, 1]]
         levels.append(torch.from_numpy(out).to(device))
-    return pack_levels(levels)
+    return levels
+
+
+def load_pyramid(btf: BTFFile, pairs: np.ndarray, device: str | torch.device = "cpu") -> PackedLevels:
+    """:func:`load_levels` as one packed table (the sampler's lookups read it)."""
+    return pack_levels(load_levels(btf, pairs, device))
 
 
 class PyramidSampler:

@@ -2,10 +2,12 @@
 together with its output head. ``ModelConfig.decoder`` names one; :func:`make_decoder` builds it.
 
 Contract of every decoder (a :class:`Decoder`):
-- ``decoder(latent, wi, wo) -> rgb``: latent (N, C) float32 (C = ``cfg.latent_channels``), wi and
+- ``decoder(latent, wi, wo, base=None) -> rgb``: latent (N, C) float32 (C = ``cfg.latent_channels``), wi and
   wo (N, 3) unit vectors in the tangent frame (z > 0), encoded here as ``cfg.direction_encoding``
   says; rgb (N, 3) float32 linear RGB, BRDF-like as the BTF files hold, clamped to >= 0 in eval
   mode and left unclamped in training mode (so the loss sees, and corrects, negative outputs);
+  a decoder with ``uses_lobe`` refines an analytic lobe: the model gives it that lobe's rgb as
+  ``base`` (N, 3) (neumip/lobe_pyramid.py), the others get None;
 - ``.mlp``: its :class:`~neumip.mlp_backends.FlatMLP` (the bare network, timed alone by the
   benchmarks: ``decoder.mlp(x)`` with x (N, ``decoder.mlp.n_in``)); ``.backend``: its backend;
 - the learned parameters are the MLP's only (state_dict key ``mlp.params``); constants of the
@@ -38,6 +40,9 @@ class Decoder(nn.Module):
     """Base of NeuMIP's decoders: latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3)."""
 
     mlp: FlatMLP
+    #: Whether the model must give this decoder an analytic lobe's rgb (``base``): the model then
+    #: holds a lobe pyramid (model=hybrid).
+    uses_lobe = False
 
     def __init__(self, cfg: ModelConfig, backend: str) -> None:
         super().__init__()
@@ -53,8 +58,9 @@ class Decoder(nn.Module):
         return torch.cat([latent, encode_direction(wi, self.encoding), encode_direction(wo, self.encoding)],
                          dim=1)
 
-    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
-        """latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3)."""
+    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                base: torch.Tensor | None = None) -> torch.Tensor:
+        """latent (N, C), wi (N, 3), wo (N, 3), base (N, 3) or None -> rgb (N, 3)."""
         raise NotImplementedError
 
 
@@ -80,14 +86,43 @@ class YUVLogDecoder(Decoder):
             rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))
         return rgb if self.training else rgb.clamp_min(0.0)
 
-    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
-        """latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3)."""
+    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                base: torch.Tensor | None = None) -> torch.Tensor:
+        """latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3); ``base`` is not used."""
         return self.head(self.mlp(self.mlp_input(latent, wi, wo)))
+
+
+class LobeResidualDecoder(Decoder):
+    """``model=hybrid`` (issue 20, beyond the paper): an analytic lobe times a learned visibility,
+    plus a learned residual. The lobe (its rgb ``base``, shaded from the lobe pyramid with Smith
+    masking at any direction) carries what an SVBRDF can say; the MLP, reading the latent, both
+    directions and log1p(base), predicts a visibility v (3) and a YUV log-radiance residual t (3):
+    rgb = base * 2 sigmoid(v) + expm1(YUV->RGB(t)). Its output layer starts at zero (v = t = 0), so
+    at initialisation the model is exactly its lobe (after the lobe's fit, neumip/lobe_fit.py)."""
+
+    uses_lobe = True
+
+    def __init__(self, cfg: ModelConfig, backend: str) -> None:
+        super().__init__(cfg, backend)
+        self.mlp = make_mlp(cfg.latent_channels + 2 * encoding_width(cfg.direction_encoding) + 3, 6,
+                            cfg.decoder_width, cfg.decoder_layers, backend)
+        self.mlp.zero_output_layer()
+        self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)
+
+    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                base: torch.Tensor | None = None) -> torch.Tensor:
+        """latent (N, C), wi (N, 3), wo (N, 3), base (N, 3) the lobe's rgb -> rgb (N, 3)."""
+        if base is None:
+            raise ValueError("the lobe_residual decoder needs the lobe's rgb (base)")
+        t = self.mlp(torch.cat([self.mlp_input(latent, wi, wo), torch.log1p(base.clamp_min(0.0))], dim=1))
+        rgb = base * (2.0 * torch.sigmoid(t[:, 3:6])) + torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
+        return rgb if self.training else rgb.clamp_min(0.0)
 
 
 #: ``ModelConfig.decoder`` -> the decoder class.
 DECODERS: dict[str, type[Decoder]] = {
     "yuv_log": YUVLogDecoder,
+    "lobe_residual": LobeResidualDecoder,
 }
 
 

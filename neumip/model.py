@@ -20,6 +20,7 @@ from torch import nn
 from neumip.config import ModelConfig
 from neumip.decoder import YUV_TO_RGB, make_decoder
 from neumip.latent_pyramid import LatentPyramid
+from neumip.lobe_pyramid import LobePyramid
 from neumip.mlp_backends import resolve_backend
 from neumip.neural_offset import NeuralOffset
 from plumbing.tensor_files import CheckpointError, read_checkpoint, save_checkpoint
@@ -98,7 +99,8 @@ def model_config_from_meta(path: str | Path, meta: dict[str, Any], backend: str)
 class NeuMIP(nn.Module):
     """The neural material: the neural offset shifts uv, the latent pyramid gives a latent vector
     there, and the decoder (``cfg.decoder``, see neumip/decoder.py; the paper's by default) turns
-    it and the two directions into rgb, clamped to >= 0 in evaluation mode."""
+    it and the two directions into rgb, clamped to >= 0 in evaluation mode. With a decoder that
+    refines an analytic lobe (model=hybrid) a lobe pyramid is read at the same uv and lod too."""
 
     def __init__(self, cfg: ModelConfig, resolution: int, metadata: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -113,6 +115,8 @@ class NeuMIP(nn.Module):
             if cfg.use_offset else None
         )
         self.decoder = make_decoder(cfg, backend)
+        #: model=hybrid: the analytic lobe the decoder refines (read at the offset uv, unblurred).
+        self.lobe = LobePyramid(resolution, cfg.levels) if self.decoder.uses_lobe else None
         self.register_buffer("blur_sigma", torch.zeros(()))
 
     #: Checkpoints written before the decoder was a component (neumip/decoder.py) hold its MLP at
@@ -214,7 +218,8 @@ class NeuMIP(nn.Module):
         sigma = float(self.blur_sigma)
         if self.offset is not None:
             uv = self.offset(uv, wo, sigma)
-        return self.decoder(self.pyramid(uv, lod, sigma), wi, wo)
+        base = self.lobe(uv, lod, wi, wo) if self.lobe is not None else None
+        return self.decoder(self.pyramid(uv, lod, sigma), wi, wo, base)
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint_meta(self) -> dict[str, Any]:

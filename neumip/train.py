@@ -33,6 +33,7 @@ from neumip.checkpoint import load_optimizer_state, optimizer_state
 from neumip.config import ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
 from neumip.latent_pyramid import latent_level_count
+from neumip.lobe_fit import fit_images, fit_lobe
 from neumip.model import NeuMIP, model_config_from_meta
 from neumip.training_curves import TrainingCurves
 from plumbing.atomic import OutputPathError, atomic_path, check_output_dir
@@ -234,7 +235,10 @@ class Trainer:
         log.info("NeuMIP on %s, MLP backend %s, %d parameters", self.device, self.model.backend,
                  sum(p.numel() for p in self.model.parameters()))
         o = cfg.optim
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2))
+        lobe = [p for n, p in self.model.named_parameters() if n.startswith("lobe.")]
+        rest = [p for n, p in self.model.named_parameters() if not n.startswith("lobe.")]
+        groups = [{"params": rest}] + ([{"params": lobe, "lr": cfg.schedule.lobe_lr}] if lobe else [])
+        self.optimizer = torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2))
         # Lods the full latent pyramid covers (it stops at 2 x 2); the ablations train on the same.
         max_lod = min(self.btf.n_levels, latent_level_count(h)) - 1
         scfg = SamplerConfig(batch_size=cfg.schedule.batch_size, subset="train",
@@ -439,6 +443,18 @@ class Trainer:
         print(f"\ninterrupted inside the weight update of step {self.step + 1}: its state is neither "
               f"step's, so it is not saved; {kept} (continue with resume=true)")
 
+    def fit_lobe(self) -> None:
+        """model=hybrid: the lobe pyramid fitted to the BTF's training pairs before step 0 (its
+        seconds count as training time). Not resumable by itself: a run stopped here has no
+        checkpoint and starts again."""
+        s = self.cfg.schedule
+        images, wi, wo = fit_images(self.btf, s.lobe_fit_images, self.cfg.seed, self.device)
+        result = fit_lobe(self.model.lobe, images, wi, wo, lambda p, t: neumip_loss(p, t, s.l1_weight),
+                          s.lobe_fit_steps, s.lobe_fit_pairs, s.lobe_fit_lr, self.cfg.seed, self.cfg.progress)
+        log.info("lobe fit: %d steps in %.1f s, loss per level %s", s.lobe_fit_steps, result.seconds,
+                 " ".join(f"{x:.3g}" for x in result.loss_per_level))
+        self._log({f"lobe_fit/loss_level{k}": x for k, x in enumerate(result.loss_per_level)})
+
     def fit(self) -> Path:
         """Train to cfg.schedule.steps, evaluate, write the report; returns the checkpoint path.
         A resumed run that already finished (its marker names its step) changes no file."""
@@ -460,6 +476,8 @@ class Trainer:
         marker.unlink(missing_ok=True)  # not finished yet
         t0, start = time.perf_counter(), self.step
         self._fit_t0 = t0
+        if self.step == 0 and self.model.lobe is not None and cfg.schedule.lobe_fit_steps:
+            self.fit_lobe()
         bar = tqdm(total=cfg.schedule.steps, initial=self.step, desc="train", unit="step",
                    disable=not cfg.progress)
         try:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from btf_data.brdf import tensor_from_sqrt, tensor_sqrt
 from btf_data.btf_file import BTFFile
 from btf_data.generate import GenerateConfig, MaterialConfig, generate
 from btf_data.procedural import procedural_maps
@@ -23,8 +24,6 @@ from renderer.baselines.mipnet import (
     decode,
     encode,
     load_mipnet,
-    tensor_from_sqrt,
-    tensor_sqrt,
 )
 from renderer.baselines.mipnet_train import MIPNetTrainConfig, draw_batch, level_losses
 from renderer.baselines.pyramid import clamp_covariance, from_moments, level0_fields, to_moments

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from btf_data.brdf import tensor_from_sqrt, tensor_sqrt
 from btf_data.svbrdf import SVBRDFMaps
 from plumbing.config_checks import require
 from plumbing.tonemap import tonemap_torch
 from renderer.baselines.lean import lean_levels
-from renderer.baselines.mipnet import tensor_from_sqrt, tensor_sqrt
 from renderer.baselines.pyramid import MIN_VARIANCE, SVBRDFPyramid, normalize, pyramid_from_levels
 from renderer.baselines.shading import reference_levels, sample_directions, shade_grid
 

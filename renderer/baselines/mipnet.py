@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from btf_data.brdf import tensor_from_sqrt, tensor_sqrt
 from btf_data.pyramid import level_count
 from btf_data.svbrdf import SVBRDFMaps
 from plumbing.tensor_files import read_checkpoint, save_checkpoint
@@ -119,21 +120,6 @@ class MIPNet(nn.Module):
             hidden = self.b_in4(out[-2]) + self.b_in2(prev) + self.b_in1(estimate)
             out.append(self.clamp(self._with_residual(bar, self.h_b(hidden))))
         return out
-
-
-def tensor_sqrt(tensor: torch.Tensor) -> torch.Tensor:
-    """Symmetric positive square root of (..., 3) = (a, b, c): (m0, m1, m2) with S^2 = T,
-    S = (T + sqrt(det T) I) / sqrt(tr T + 2 sqrt(det T))."""
-    a, b, c = tensor.unbind(-1)
-    s = (a * b - c * c).clamp_min(0.0).sqrt()
-    t = (a + b + 2.0 * s).clamp_min(1e-20).sqrt()
-    return torch.stack([(a + s) / t, (b + s) / t, c / t], dim=-1)
-
-
-def tensor_from_sqrt(m: torch.Tensor) -> torch.Tensor:
-    """(..., 3) = (m0, m1, m2) of S -> T = S^2 as (a, b, c)."""
-    m0, m1, m2 = m.unbind(-1)
-    return torch.stack([m0 * m0 + m2 * m2, m1 * m1 + m2 * m2, (m0 + m1) * m2], dim=-1)
 
 
 def encode(normal: torch.Tensor, tensor: torch.Tensor, height: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Shading of SVBRDF parameters and the reference appearance every method is measured against.
 
-Shading is ``btf_data.btf_render.shade`` itself, as it shades a normal-mapped plane (visibility
-1): the BTF value f(wi_local, wo_local) cos(n, wi) / cos(theta_i) in the frame of the shading
-normal. So a baseline's level 0 and a normal-mapped plane's BTF are the same numbers.
+Shading is ``btf_data.btf_render.shade_params`` (``shade`` itself, as it shades a normal-mapped
+plane, visibility 1): the BTF value f(wi_local, wo_local) cos(n, wi) / cos(theta_i) in the frame
+of the shading normal. So a baseline's level 0 and a normal-mapped plane's BTF are the same numbers.
 
 The reference appearance of level k, for any (wi, wo): the level-0 maps shaded per texel and
 box-averaged over each 2^k x 2^k block. For a normal-mapped plane rendered at texel centres this
@@ -15,25 +15,8 @@ import math
 
 import torch
 
-from btf_data.brdf import to_local_frame
-from btf_data.btf_render import ViewHits, shade
+from btf_data.btf_render import shade_params
 from renderer.baselines.pyramid import box_reduce
-
-
-def shade_params(params: dict[str, torch.Tensor], wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
-    """BTF values (N, 3) of per-query parameters {field: (N, C)} for directions wi, wo (N, 3)
-    (unit, tangent frame, z up)."""
-    normal = params["normal"]
-    hits = ViewHits(
-        xy=normal[:, :2],  # unused by shading; it only carries the batch size
-        normal=normal,
-        wo_local=to_local_frame(wo, normal),
-        albedo=params["albedo"],
-        sigma=params["tensor"],
-        metallic=params["metallic"][:, 0],
-        specular=params["specular"][:, 0],
-    )
-    return shade(hits, wi, torch.ones_like(normal[:, 0]))
 
 
 def shade_grid(params: dict[str, torch.Tensor], wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:

@@ -85,5 +85,5 @@ def fit_lobe(lobe: LobePyramid, images: list[torch.Tensor], wi: torch.Tensor, wo
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        bar.set_postfix(loss=f"{float(total) / n:.3g}")
+        bar.set_postfix(loss=f"{float(total.detach()) / n:.3g}")
     return LobeFitResult(losses, time.perf_counter() - t0)

@@ -14,7 +14,7 @@ from btf_data.btf_file import BTFFile
 from neumip.config import ModelConfig
 from neumip.evaluate import evaluate_levels
 from neumip.lobe_fit import fit_images, fit_lobe
-from neumip.lobe_pyramid import LobePyramid, lobe_params, raw_from_params
+from neumip.lobe_pyramid import lobe_params, raw_from_params
 from neumip.model import NeuMIP
 from neumip.train import neumip_loss
 from renderer.baselines.pyramid import level0_fields

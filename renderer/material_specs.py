@@ -5,6 +5,7 @@ render command, the evaluation suite and Mitsuba all open theirs here.
 |---|---|
 | ``neumip:CKPT`` | a trained NeuMIP checkpoint |
 | ``measured:FILE.h5`` | the BTF file itself, nearest captured directions, its box pyramid |
+| ``measured_interp:FILE.h5`` | the file's training pairs interpolated across directions (a baseline) |
 | ``svbrdf:FILE.h5`` | the exact level-0 SVBRDF of a synthetic material (the reference's) |
 | ``<method>:FILE.h5`` | an SVBRDF mipmapping baseline (naive, gaussian, toksvig, lean, mipnet, fit) |
 | ``constant:R,G,B`` | the same BTF value everywhere |
@@ -24,7 +25,14 @@ import torch
 from btf_data.btf_file import BTFFile
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig, SVBRDFPyramidMaterial, build_pyramid
-from renderer.materials import ConstantMaterial, Material, MeasuredBTFMaterial, NeuMIPMaterial, SVBRDFMaterial
+from renderer.materials import (
+    ConstantMaterial,
+    Material,
+    MeasuredBTFMaterial,
+    MeasuredInterpMaterial,
+    NeuMIPMaterial,
+    SVBRDFMaterial,
+)
 
 Device = str | torch.device
 
@@ -48,6 +56,10 @@ def _measured(arg: str, device: Device, baselines: BaselineConfig) -> Material:
     return MeasuredBTFMaterial(arg, device)
 
 
+def _measured_interp(arg: str, device: Device, baselines: BaselineConfig) -> Material:
+    return MeasuredInterpMaterial(arg, device)
+
+
 def _svbrdf(arg: str, device: Device, baselines: BaselineConfig) -> Material:
     return SVBRDFMaterial.from_file(arg, device)
 
@@ -68,6 +80,7 @@ def _baseline(method: str) -> Callable[[str, Device, BaselineConfig], Material]:
 OPENERS: dict[str, Callable[[str, Device, BaselineConfig], Material]] = {
     "neumip": _neumip,
     "measured": _measured,
+    "measured_interp": _measured_interp,
     "svbrdf": _svbrdf,
     **{m: _baseline(m) for m in SVBRDF_METHODS},
     "constant": _constant,

@@ -13,6 +13,7 @@ any of them from a spec string.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Protocol
 
@@ -94,6 +95,78 @@ class MeasuredBTFMaterial:
         i_wo = torch.argmax(wo @ self.wo_dirs.t(), dim=1)
         i_wi = torch.argmax(wi @ self.wi_dirs.t(), dim=1)
         return lookup_trilinear(self.levels, uv, lod, i_wo * self.n_wi + i_wi)
+
+
+class MeasuredInterpMaterial:
+    """The ``measured_interp`` baseline (issue 20): the BTF's own pyramid, its *training* pairs
+    only, interpolated across directions, the natural competitor of a neural material for a
+    capture (no maps, no training).
+
+    For a query (wo, wi): the ``k`` nearest file directions of wo and, separately, of wi (by
+    angle), each weighted by 1 / (angle + eps)^2 (inverse-distance, Shepard); a pair (a, b) of
+    those gets the product of the two weights if it is a training pair and 0 otherwise (a
+    held-out pair is never read), and its image is read trilinearly in its box pyramid at (uv,
+    lod). At a training pair's exact directions it returns that image (the neighbours' weights are
+    about 1e-6 of its own); at a held-out pair's, the mean of its neighbours along wi at the same
+    wo, along wo at the same wi and both, by their distances. Where all k x k pairs are held out
+    (rare: about 0.1^(k^2) of queries at a 10% split) the nearest training pair by summed angle is
+    read."""
+
+    #: Angle (radians) added before inverting, so an exact direction has a finite weight.
+    EPS = 1e-3
+
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu", k: int = 3,
+                 memory_budget_mib: int = 4096) -> None:
+        with BTFFile(path) as btf:
+            pairs = btf.pairs("train")
+            texels = sum(int(np.prod(btf.resolution(j))) for j in range(btf.n_levels))
+            need = len(pairs) * texels * 3 * 4 / 2**20
+            if need > memory_budget_mib:
+                raise ValueError(f"{path}: measured_interp needs {need:.0f} MiB in memory, over the "
+                                 f"budget of {memory_budget_mib} MiB")
+            self.levels = load_pyramid(btf, pairs, device)
+            self.wo_dirs = torch.as_tensor(btf.wo_dirs, dtype=torch.float32, device=device)
+            self.wi_dirs = torch.as_tensor(btf.wi_dirs, dtype=torch.float32, device=device)
+            self.resolution, self.n_levels = btf.resolution(0)[0], btf.n_levels
+            n_wo, n_wi = len(btf.wo_dirs), len(btf.wi_dirs)
+        #: image of each (wo, wi) pair in ``levels``, -1 for a pair that is not a training pair
+        self.image = torch.full((n_wo, n_wi), -1, dtype=torch.long, device=device)
+        self.image[torch.as_tensor(pairs[:, 0]), torch.as_tensor(pairs[:, 1])] = torch.arange(
+            len(pairs), device=device)
+        self.k_wo, self.k_wi = min(k, n_wo), min(k, n_wi)
+        self.stored_numbers = len(pairs) * texels * 3
+        self.name = "measured_interp"
+
+    def _nearest(self, w: torch.Tensor, dirs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k nearest of ``dirs`` (D, 3) to each of w (N, 3): indices (N, k) and their
+        inverse-distance weights (N, k)."""
+        angle = torch.acos((w @ dirs.t()).clamp(-1.0, 1.0))
+        d, idx = torch.topk(angle, k, dim=1, largest=False)
+        return idx, 1.0 / (d + self.EPS) ** 2
+
+    def eval(self, uv, wi, wo, lod):
+        i_wo, w_wo = self._nearest(wo, self.wo_dirs, self.k_wo)
+        i_wi, w_wi = self._nearest(wi, self.wi_dirs, self.k_wi)
+        acc = torch.zeros(uv.shape[0], 3, device=uv.device)
+        total = torch.zeros(uv.shape[0], device=uv.device)
+        for a in range(self.k_wo):
+            for b in range(self.k_wi):
+                image = self.image[i_wo[:, a], i_wi[:, b]]
+                w = w_wo[:, a] * w_wi[:, b] * (image >= 0)
+                if not bool((w > 0).any()):
+                    continue
+                acc += w[:, None] * lookup_trilinear(self.levels, uv, lod, image.clamp_min(0))
+                total += w
+        lost = total <= 0
+        if bool(lost.any()):  # every nearby pair held out: the nearest training pair by summed angle
+            ang_o = torch.acos((wo[lost] @ self.wo_dirs.t()).clamp(-1.0, 1.0))
+            ang_i = torch.acos((wi[lost] @ self.wi_dirs.t()).clamp(-1.0, 1.0))
+            cost = ang_o[:, :, None] + ang_i[:, None, :] + torch.where(self.image < 0, math.inf, 0.0)
+            flat = cost.flatten(1).argmin(dim=1)
+            image = self.image.flatten()[flat]
+            acc[lost] = lookup_trilinear(self.levels, uv[lost], lod[lost], image)
+            total[lost] = 1.0
+        return acc / total[:, None]
 
 
 class SVBRDFMaterial:

@@ -24,7 +24,7 @@ def tiny_suite(**kw) -> SuiteConfig:
         materials=["bumps"],
         resolution=16,
         directions="tiny",
-        methods=["neumip", "naive", "lean"],
+        methods=["neumip", "naive", "lean", "measured_interp"],
         train_overrides=["preset=debug", "threads=1"],
         render_width=40,
         render_height=30,
@@ -83,6 +83,9 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     captured = res["materials"]["captured"]
     assert captured["family"] == "measured" and "no SVBRDF maps" in captured["methods"]["naive"]["empty"]
     assert "levels" in captured["methods"]["neumip"]["seeds"]["0"]
+    for name in ("bumps", "captured"):  # a BTF method runs on captures too
+        interp = res["materials"][name]["methods"]["measured_interp"]
+        assert all(math.isfinite(r["psnr"]) for r in interp["levels"]) and interp["params"] > 0
     img = res["images"]["bumps"]
     assert math.isfinite(img["reference_noise_psnr"])
     for method in ("measured", "neumip", "naive"):

@@ -22,6 +22,11 @@ def neumip_methods() -> dict[str, str]:
 
 NEUMIP_METHODS = neumip_methods()
 
+#: Methods made from the BTF file alone (no maps, no training): they run on every material,
+#: captures included. ``measured_interp``: the file's training pairs interpolated across
+#: directions (renderer.materials.MeasuredInterpMaterial).
+BTF_METHODS = ("measured_interp",)
+
 #: Material families (quality.describe): SVBRDF maps with a normal map, with a heightfield, or none.
 FAMILIES = ("normal-mapped", "displaced", "measured")
 
@@ -64,8 +69,8 @@ class SuiteConfig:
     resolution: int = 128
     directions: str = "medium"
     methods: list[str] = field(default_factory=lambda: ["neumip", "naive", "lean"])
-    """NeuMIP methods (neumip, neumip_plus, neumip_no_offset, neumip_single_level) and SVBRDF
-    baselines (naive, gaussian, toksvig, lean, mipnet, fit)."""
+    """NeuMIP methods (neumip and neumip_<name> of every conf/model/<name>.yaml), SVBRDF
+    baselines (naive, gaussian, toksvig, lean, mipnet, fit) and BTF baselines (measured_interp)."""
     train_overrides: list[str] = field(default_factory=lambda: ["preset=cpu"])
     """neumip-train options of every NeuMIP cell (the preset, steps...)."""
     method_overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -95,7 +100,7 @@ class SuiteConfig:
     speed_frames: list[list[int]] = field(default_factory=lambda: [[512, 512], [1920, 1080]])
 
     def __post_init__(self) -> None:
-        known = (*NEUMIP_METHODS, *SVBRDF_METHODS)
+        known = (*NEUMIP_METHODS, *SVBRDF_METHODS, *BTF_METHODS)
         for m in self.methods + self.render_methods:
             require(m in known, "suite.methods", m, f"one of {', '.join(known)}")
         require(self.levels >= 1, "suite.levels", self.levels, ">= 1")

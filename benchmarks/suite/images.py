@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.suite.cells import Cell, cell_key
-from benchmarks.suite.config import SuiteConfig
+from benchmarks.suite.config import BTF_METHODS, SuiteConfig
 from benchmarks.suite.quality import MaterialFile, baseline_config
 from benchmarks.suite.results import Empty, FrameScore, ImageRun, image_run_from_json
 from btf_data.btf_file import file_fingerprint
@@ -34,8 +34,8 @@ def method_material(mat: MaterialFile, method: str, checkpoints: dict[str, str],
         if not mat.synthetic:
             return Empty("no SVBRDF maps (a measured BTF)")
         return open_material(f"{method}:{mat.path}", baselines=baseline_config(suite))
-    if method == "measured":
-        return open_material(f"measured:{mat.path}")
+    if method in ("measured", *BTF_METHODS):
+        return open_material(f"{method}:{mat.path}")
     if method in checkpoints:
         return open_material(f"neumip:{checkpoints[method]}")
     return Empty("no trained checkpoint (its quality cell failed)")

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,9 @@ def describe(name: str, path: Path) -> MaterialFile:
 
 #: The code a NeuMIP cell's numbers depend on (training, the model, the data it reads, scoring).
 NEUMIP_CODE = ("neumip", "btf_data.sampler", "btf_data.lookup", "btf_data.btf_file", "plumbing.tonemap")
+#: The code a BTF method's cell depends on (the material made from the file, its lookup, scoring).
+BTF_CODE = ("renderer.materials", "btf_data.sampler", "btf_data.lookup", "btf_data.btf_file",
+            "neumip.evaluate", "plumbing.tonemap")
 #: The code an SVBRDF cell's numbers depend on (the pyramids, their shading and lookup, scoring).
 SVBRDF_CODE = ("renderer.baselines", "btf_data.brdf", "btf_data.btf_render", "btf_data.lookup",
                "btf_data.pyramid", "neumip.evaluate", "plumbing.tonemap")
@@ -204,6 +208,26 @@ def svbrdf_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path)
 
     return Cell(cells / mat.name / f"{method}_{key}", compute, svbrdf_run_from_json, data=mat.path,
                 code=SVBRDF_CODE)
+
+
+def btf_method_cell(mat: MaterialFile, method: str, suite: SuiteConfig, cells: Path) -> Cell[SVBRDFRun]:
+    """A BTF method's cell (``measured_interp``): the material made from the file's training
+    pairs, scored on the held-out pairs with the same code as every other method. Its size is
+    the images it keeps (training pairs, every level, float32)."""
+    key = cell_key(mat.name, str(mat.path), method, suite.levels)
+
+    def compute(cell_dir: Path) -> SVBRDFRun:
+        t0 = time.perf_counter()
+        material = open_material(f"{method}:{mat.path}")
+        build = time.perf_counter() - t0
+        with BTFFile(mat.path) as btf:
+            scores = evaluate_query(material.eval, btf, suite.levels, "held_out")
+        numbers = int(material.stored_numbers)
+        return SVBRDFRun(levels=scores, build_seconds=build, params=numbers, bytes_fp32=4 * numbers,
+                         bytes_fp16=2 * numbers)
+
+    return Cell(cells / mat.name / f"{method}_{key}", compute, svbrdf_run_from_json, data=mat.path,
+                code=BTF_CODE)
 
 
 def empty_reason(mat: MaterialFile, method: str, suite: SuiteConfig) -> str | None:

@@ -19,9 +19,16 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.suite.cells import git_revision, run_cell
-from benchmarks.suite.config import NEUMIP_METHODS, BenchConfig
+from benchmarks.suite.config import BTF_METHODS, NEUMIP_METHODS, BenchConfig
 from benchmarks.suite.images import image_cell
-from benchmarks.suite.quality import MaterialFile, empty_reason, material_files, neumip_cell, svbrdf_cell
+from benchmarks.suite.quality import (
+    MaterialFile,
+    btf_method_cell,
+    empty_reason,
+    material_files,
+    neumip_cell,
+    svbrdf_cell,
+)
 from benchmarks.suite.report import update_readme, write_plots, write_results_md
 from benchmarks.suite.results import (
     DeviceSpeed,
@@ -94,7 +101,8 @@ def quality_cells(cfg: BenchConfig, mats: list[MaterialFile], cells: Path,
             if isinstance(result, NeuMIPRun) and method not in checkpoints[mat.name]:
                 checkpoints[mat.name][method] = result.checkpoint
         else:
-            result = entry.methods[method] = run_cell(svbrdf_cell(mat, method, suite, cells), cfg.rerun)
+            make = btf_method_cell if method in BTF_METHODS else svbrdf_cell
+            result = entry.methods[method] = run_cell(make(mat, method, suite, cells), cfg.rerun)
         tqdm.write(f"{mat.name:16s} {method:20s} " + (
             f"failed: {result.error}" if isinstance(result, Failed)
             else " ".join(f"{r.psnr:6.2f}" for r in result.levels) + (" (reused)" if result.reused else "")))

@@ -50,11 +50,23 @@ class ModelConfig:
     """The official decoder's learned shadow mask: 3 extra outputs m, rgb *= 0.1 + sigmoid(m)."""
     init_std: float = 0.1
     """Latent initialisation N(0, init_std^2)."""
+    horizon_azimuths: int = 0
+    """Shadow-aware latents (neumip/horizon.py): a learned horizon per texel and level for this
+    many azimuths, turned into the soft visibility of the light and of the view, two more decoder
+    inputs. 0: off (the paper)."""
 
     #: Values of fields that checkpoints written before the field existed were trained with.
     LEGACY = {"offset_blur_min": 0.0, "shadow_mask": False, "decoder": "yuv_log"}
 
+    @property
+    def decoder_latent_width(self) -> int:
+        """What the decoder reads per query besides the directions: the latent, and the two
+        soft visibilities when the horizons are on."""
+        return self.latent_channels + (2 if self.horizon_azimuths else 0)
+
     def __post_init__(self) -> None:
+        require(self.horizon_azimuths == 0 or self.horizon_azimuths >= 2, "model.horizon_azimuths",
+                self.horizon_azimuths, "0 (off) or >= 2")
         for key in ("latent_channels", "offset_channels", "offset_width", "offset_layers",
                     "decoder_width", "decoder_layers"):
             require(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")

@@ -2,7 +2,8 @@
 together with its output head. ``ModelConfig.decoder`` names one; :func:`make_decoder` builds it.
 
 Contract of every decoder (a :class:`Decoder`):
-- ``decoder(latent, wi, wo, base=None) -> rgb``: latent (N, C) float32 (C = ``cfg.latent_channels``), wi and
+- ``decoder(latent, wi, wo, base=None) -> rgb``: latent (N, C) float32 (C =
+  ``cfg.decoder_latent_width``: the latent, and the soft visibilities of model=horizon), wi and
   wo (N, 3) unit vectors in the tangent frame (z > 0), encoded here as ``cfg.direction_encoding``
   says; rgb (N, 3) float32 linear RGB, BRDF-like as the BTF files hold, clamped to >= 0 in eval
   mode and left unclamped in training mode (so the loss sees, and corrects, negative outputs);
@@ -75,7 +76,7 @@ class YUVLogDecoder(Decoder):
     def __init__(self, cfg: ModelConfig, backend: str) -> None:
         super().__init__(cfg, backend)
         self.shadow_mask = cfg.shadow_mask
-        self.mlp = make_mlp(cfg.latent_channels + 2 * encoding_width(cfg.direction_encoding),
+        self.mlp = make_mlp(cfg.decoder_latent_width + 2 * encoding_width(cfg.direction_encoding),
                             6 if cfg.shadow_mask else 3, cfg.decoder_width, cfg.decoder_layers, backend)
         self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)
 
@@ -104,7 +105,7 @@ class LobeResidualDecoder(Decoder):
 
     def __init__(self, cfg: ModelConfig, backend: str) -> None:
         super().__init__(cfg, backend)
-        self.mlp = make_mlp(cfg.latent_channels + 2 * encoding_width(cfg.direction_encoding) + 3, 6,
+        self.mlp = make_mlp(cfg.decoder_latent_width + 2 * encoding_width(cfg.direction_encoding) + 3, 6,
                             cfg.decoder_width, cfg.decoder_layers, backend)
         self.mlp.zero_output_layer()
         self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)

@@ -19,6 +19,7 @@ from torch import nn
 
 from neumip.config import ModelConfig
 from neumip.decoder import YUV_TO_RGB, make_decoder
+from neumip.horizon import HorizonFeatures
 from neumip.latent_pyramid import LatentPyramid
 from neumip.lobe_pyramid import LobePyramid
 from neumip.mlp_backends import resolve_backend
@@ -117,6 +118,9 @@ class NeuMIP(nn.Module):
         self.decoder = make_decoder(cfg, backend)
         #: model=hybrid: the analytic lobe the decoder refines (read at the offset uv, unblurred).
         self.lobe = LobePyramid(resolution, cfg.levels) if self.decoder.uses_lobe else None
+        #: model=horizon: learned horizons, the soft visibility of light and view (neumip/horizon.py).
+        self.horizon = (HorizonFeatures(resolution, cfg.horizon_azimuths, cfg.levels)
+                        if cfg.horizon_azimuths else None)
         self.register_buffer("blur_sigma", torch.zeros(()))
 
     #: Checkpoints written before the decoder was a component (neumip/decoder.py) hold its MLP at
@@ -219,7 +223,10 @@ class NeuMIP(nn.Module):
         if self.offset is not None:
             uv = self.offset(uv, wo, sigma)
         base = self.lobe(uv, lod, wi, wo) if self.lobe is not None else None
-        return self.decoder(self.pyramid(uv, lod, sigma), wi, wo, base)
+        latent = self.pyramid(uv, lod, sigma)
+        if self.horizon is not None:
+            latent = torch.cat([latent, self.horizon(uv, lod, wi, wo, sigma)], dim=1)
+        return self.decoder(latent, wi, wo, base)
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint_meta(self) -> dict[str, Any]:

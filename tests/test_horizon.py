@@ -35,7 +35,7 @@ def test_the_horizon_of_a_step_is_atan_of_height_over_distance(d: int) -> None:
     hm = horizon_map(_step(4.0), azimuths=4)
     assert hm[1, 16 - d, 0] == pytest.approx(math.atan(4.0 / d), abs=1e-9)  # towards the wall (+x)
     assert hm[1, 21, 0] == pytest.approx(math.atan(4.0 / 27), abs=1e-9)  # behind it: the tile wraps
-    assert hm[1, 16 - d, 2] == pytest.approx(math.atan(4.0 / (29 - d)), abs=1e-9)  # -x: around the tile to column 19
+    assert hm[1, 16 - d, 2] == pytest.approx(math.atan(4.0 / (29 - d)), abs=1e-9)  # -x: wraps to column 19
 
 
 @pytest.mark.parametrize("d", [2, 4])

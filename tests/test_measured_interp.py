@@ -51,7 +51,8 @@ def test_a_training_pair_returns_its_own_image_at_every_level(tmp_path):
         for a, b in btf.pairs("train")[:6]:
             for level in (0, 2):
                 stored = torch.as_tensor(btf.image(int(a), int(b), level))
-                torch.testing.assert_close(_query(m, dirs, int(a), int(b), level), stored, rtol=1e-4, atol=1e-4)
+                got = _query(m, dirs, int(a), int(b), level)
+                torch.testing.assert_close(got, stored, rtol=1e-4, atol=1e-4)
 
 
 def test_held_out_images_are_never_read_and_a_constant_is_kept(tmp_path):

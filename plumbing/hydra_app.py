@@ -150,6 +150,9 @@ def _composition_problem(e: HydraException, config_name: str, job: list[str]) ->
         given = next((line for line in job if _key(line) == key), key)
         others = [line for line in job if line is not given]
         keys = _config_keys(config_name, others)
+        if key in keys:  # the key exists: hydra's own reason (e.g. "use +key=..." for an empty dict)
+            reason = "; ".join(ln.strip() for ln in str(e).splitlines()[1:] if ln.strip())
+            return f"{given}: hydra cannot override {key}" + (f" ({reason})" if reason else "")
         leaf = key.rsplit(".", 1)[-1]
         near = ([k for k in keys if k.endswith(f".{leaf}")][:3]  # device -> settings.device
                 or difflib.get_close_matches(key, keys, n=1, cutoff=0.6))  # schedul.steps -> schedule.

@@ -232,6 +232,10 @@ def test_every_hydra_problem_names_the_override():
     assert command_line_problem("generate", ["out=é.h5"]).startswith("out=é.h5: hydra cannot parse")
     assert command_line_problem("train", ["data=weave,bumps"]).startswith(
         "Ambiguous value for argument 'data=weave,bumps'")
+    # A key that exists but hydra will not set in place: hydra's reason, not "no such key".
+    assert command_line_problem("bench", ["suite=full", "suite.method_overrides={a:[b]}"]) == (
+        "suite.method_overrides={a:[b]}: hydra cannot override suite.method_overrides "
+        "(To append to your config use +suite.method_overrides={a:[b]})")
     for fine in (["--help"], ["--cfg", "job", "resolution=8"], ["-m", "material=bumps,tiles"],
                  ["hydra.run.dir=x", "hydra/launcher=nosuch"], ['out="my dir/é.h5"']):
         assert command_line_problem("generate", fine) is None, fine

@@ -3,7 +3,8 @@
 MIPNet's own training set is proprietary, so the networks learn from the project's procedural
 patterns with randomised parameters (seed, relief, roughness, cell count), half of them with an
 extra layer of noise relief, plus pure fractal-noise normal maps of random frequency, amplitude,
-colour and roughness, some metallic. Every material keeps its height, so that the height channel
+colour and roughness, some metallic. One pattern family (leather's, by default) is never drawn,
+so the suite's leather is a material MIPNet has not seen. Every material keeps its height, so that the height channel
 sees real values; each training crop drops it with probability ``height_dropout``, since the
 project's normal-mapped planes carry none. Held-out materials use other seeds.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from btf_data.procedural import PATTERNS, ProceduralParams, fractal_noise, procedural_maps, uv_grid
 from btf_data.svbrdf import SVBRDFMaps, make_maps
 from plumbing.atomic import atomic_path
+from plumbing.config_checks import require
 
 #: Channel slices of a stored material.
 CHANNELS = {"normal": slice(0, 3), "alpha": slice(3, 4), "albedo": slice(4, 7),
@@ -47,6 +49,19 @@ class MaterialSetConfig:
     across the material)."""
     noise_share: float = 0.3
     """Share of pure fractal-noise normal maps; the rest are the project's patterns."""
+    excluded_patterns: list[str] = field(default_factory=lambda: ["leather"])
+    """Patterns never drawn, for training nor held-out, so that the suite's materials made from
+    them are truly unseen by MIPNet (default: leather, a normal-mapped material of the suite)."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.excluded_patterns) - set(PATTERNS))
+        require(not unknown, "data.excluded_patterns", unknown, f"names of {', '.join(sorted(PATTERNS))}")
+        require(bool(self.drawn_patterns()), "data.excluded_patterns", self.excluded_patterns,
+                "to leave at least one pattern")
+
+    def drawn_patterns(self) -> list[str]:
+        """The patterns the set draws from, sorted."""
+        return sorted(set(PATTERNS) - set(self.excluded_patterns))
 
 
 def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -54,7 +69,7 @@ def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def _pattern_material(rng: np.random.Generator, resolution: int, cfg: MaterialSetConfig) -> SVBRDFMaps:
-    name = str(rng.choice(sorted(PATTERNS)))
+    name = str(rng.choice(cfg.drawn_patterns()))
     d = PATTERNS[name].defaults
     params = ProceduralParams(
         seed=int(rng.integers(2**31)),

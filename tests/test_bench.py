@@ -326,3 +326,12 @@ def test_minutes_to_30db_count_only_where_every_held_out_pair_gets_there(tmp_pat
     assert minutes_to(tmp_path, 30.0, 600.0, final_l0=30.2) == pytest.approx(5.0)
     assert minutes_to(tmp_path, 30.0, 600.0, final_l0=29.9) is None  # the whole held-out set says no
     assert minutes_to(tmp_path, 32.0, 600.0, final_l0=33.0) is None  # never reached on the subset
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    from benchmarks.suite.run import fresh_run_dir
+
+    base = tmp_path / "runs" / "2026-01-01_000000_full"
+    folders = [fresh_run_dir(base) for _ in range(3)]
+    assert [f.name for f in folders] == [base.name, f"{base.name}_2", f"{base.name}_3"]
+    assert all(f.is_dir() for f in folders)

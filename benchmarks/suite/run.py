@@ -156,6 +156,21 @@ def write_report(cfg: BenchConfig, results: SuiteResults, run_dir: Path) -> dict
     return written
 
 
+def fresh_run_dir(base: Path) -> Path:
+    """A new run folder named ``base`` (``base_2``, ``base_3``... when taken): two runs started in
+    the same second (two materials in parallel, as conf/bench.yaml suggests) never share one."""
+    check_output_dir(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        folder = base if i == 1 else base.with_name(f"{base.name}_{i}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{base}: a thousand runs of this second already have folders")
+
+
 def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     """Run the suite: quality cells, image cells, speed, then the report; returns the written
     files by name."""
@@ -171,13 +186,11 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
             raise ValueError(f"{cfg.report_from}: not a neumip-bench results.json "
                              f"({type(e).__name__}: {e})") from None
         results.rerendered = f"revision {git_revision()}, {stamp} UTC, from {cfg.report_from}"
-        run_dir = check_output_dir(root / "runs" / f"{stamp}_{results.suite['name']}_report")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = fresh_run_dir(root / "runs" / f"{stamp}_{results.suite['name']}_report")
         for sheet in Path(cfg.report_from).parent.glob("compare_*.png"):  # the run's own sheets
             shutil.copyfile(sheet, run_dir / sheet.name)
         return write_report(cfg, results, run_dir)
-    run_dir = check_output_dir(root / "runs" / f"{stamp}_{suite.name}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = fresh_run_dir(root / "runs" / f"{stamp}_{suite.name}")
     cells = root / "cells"
     parts = cfg.only or ["quality", "images", "speed"]
     t_start = time.perf_counter()

@@ -4,9 +4,9 @@ MIPNet's own training set is proprietary, so the networks learn from the project
 patterns with randomised parameters (seed, relief, roughness, cell count), half of them with an
 extra layer of noise relief, plus pure fractal-noise normal maps of random frequency, amplitude,
 colour and roughness, some metallic. One pattern family (leather's, by default) is never drawn,
-so the suite's leather is a material MIPNet has not seen. Every material keeps its height, so that the height channel
-sees real values; each training crop drops it with probability ``height_dropout``, since the
-project's normal-mapped planes carry none. Held-out materials use other seeds.
+so the suite's leather is a material MIPNet has not seen. Every material keeps its height, so
+that the height channel sees real values; each training crop drops it with probability
+``height_dropout``, since the project's normal-mapped planes carry none. Held-out materials use other seeds.
 
 A set is a float16 tensor (N, R, R, 10): normal (3), alpha (1), albedo (3), metallic (1),
 specular (1), height in uv units, centred (1); cached as .npy so that a resumed run does not

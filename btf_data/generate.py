@@ -18,6 +18,7 @@ from btf_data.svbrdf import SVBRDFMaps
 from plumbing.atomic import check_output_file
 from plumbing.config_checks import is_power_of_two, require
 from plumbing.resources import check_device, check_memory
+from plumbing.thread_share import adjust_threads
 
 
 @dataclass
@@ -168,4 +169,5 @@ def generate(cfg: GenerateConfig) -> tuple[Path, float]:
         for i_wo, images in render_btf(maps, wo_dirs, wi_dirs, cfg.render, cfg.device):
             writer.write(i_wo, images)
             bar.update(len(wi_dirs))
+            adjust_threads()
     return out, time.perf_counter() - t0

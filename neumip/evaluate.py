@@ -15,6 +15,7 @@ import torch
 from btf_data.btf_file import BTFFile
 from neumip.model import NeuMIP
 from plumbing.atomic import atomic_path
+from plumbing.thread_share import adjust_threads
 from plumbing.tonemap import to_uint8, tonemap
 
 
@@ -114,6 +115,7 @@ def evaluate_query(query: Query, btf: BTFFile, levels: int = 6, subset: str = "h
         count = 0
         band_se, band_n = np.zeros(len(labels)), np.zeros(len(labels), dtype=np.int64)
         for i_wo, i_wi in pairs:
+            adjust_threads()
             gt = btf.image(int(i_wo), int(i_wi), k)
             pred = predict_image(query, res, btf.wi_dirs[i_wi], btf.wo_dirs[i_wo], k, device)
             se = float(((tonemap(pred) - tonemap(gt)) ** 2).sum())

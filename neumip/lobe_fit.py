@@ -24,6 +24,7 @@ from btf_data.btf_file import BTFFile
 from btf_data.btf_render import shade_params
 from btf_data.sampler import load_levels
 from neumip.lobe_pyramid import LobePyramid, lobe_params
+from plumbing.thread_share import adjust_threads
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -67,6 +68,7 @@ def fit_lobe(lobe: LobePyramid, images: list[torch.Tensor], wi: torch.Tensor, wo
     losses = [float("nan")] * n
     bar = tqdm(range(steps), desc=f"lobe fit, {n} levels", unit="step", disable=not progress)
     for step in bar:
+        adjust_threads()
         for group in opt.param_groups:
             group["lr"] = lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1))))
         idx = torch.randperm(p_total, generator=g)[:d].to(wi.device)

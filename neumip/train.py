@@ -38,6 +38,7 @@ from neumip.model import NeuMIP, model_config_from_meta
 from neumip.training_curves import TrainingCurves
 from plumbing.atomic import OutputPathError, atomic_path, check_output_dir
 from plumbing.tensor_files import CheckpointError, read_checkpoint
+from plumbing.thread_share import adjust_threads, share_threads
 
 try:
     import fcntl
@@ -184,7 +185,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
         if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+            share_threads(cfg.threads)
         self.device = torch.device(cfg.device)
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -371,6 +372,7 @@ class Trainer:
         it changed can be put back (:meth:`_roll_back_open_step`): the random states, a few bytes
         each, are kept from its start for that."""
         s = self.cfg.schedule
+        adjust_threads()
         self._open_step = _OpenStep(self.sampler.generator.get_state(), self.sampler.rng.bit_generator.state,
                                     torch.get_rng_state(), float(self.model.blur_sigma))
         self.model.blur_sigma.fill_(blur_sigma(self.step, s))

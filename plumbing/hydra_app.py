@@ -31,6 +31,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 
 from plumbing.conf_dir import CONF_DIR
+from plumbing.thread_share import share_threads
 from plumbing.user_errors import BAD_INPUT
 
 Task = Callable[[DictConfig], None]
@@ -49,6 +50,7 @@ def hydra_command(config_name: str, prog: str) -> Callable[[Task], Callable[[], 
                 problem = command_line_problem(config_name, sys.argv[1:], prog)
                 if problem:
                     _refuse(prog, problem)
+            share_threads()  # beside another project command, each takes its share of the cores
             app()
 
         return main

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from plumbing.config_checks import require
+from plumbing.thread_share import adjust_threads
 from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere, dot3, uv_derivatives
 from renderer.lights import DirectionalLight, PointLight
@@ -169,6 +170,7 @@ def render(scene: Scene, material: Material, settings: RenderSettings, samples_p
     with tqdm(total=n_samples, desc=desc, unit="spl", disable=not settings.progress,
               unit_scale=True) as bar:
         for start in range(0, n_samples, settings.chunk):
+            adjust_threads()
             idx = torch.arange(start, min(start + settings.chunk, n_samples))
             pix, sub = idx // (s * s), idx % (s * s)
             jitter = torch.rand(idx.shape[0], 2, generator=g) if s > 1 else torch.full((idx.shape[0], 2), 0.5)

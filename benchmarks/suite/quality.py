@@ -21,6 +21,7 @@ from btf_data.generate import GenerateConfig, MaterialConfig, generate
 from neumip.evaluate import evaluate_levels, evaluate_query
 from neumip.model import NeuMIP, model_config_from_meta
 from plumbing.tensor_files import CheckpointError
+from plumbing.thread_share import idle
 from renderer.baselines import METHODS as SVBRDF_METHODS
 from renderer.baselines import BaselineConfig
 from renderer.material_specs import open_material
@@ -116,10 +117,11 @@ def neumip_cell(
             *([f"threads={threads}"] if threads else []),  # how it runs, not what it makes: not in the key
         ]
         finished = (train_dir / "checkpoints" / "train_time.json").exists()  # then only scoring is left
-        if ckpt.exists() and _trained_arch(ckpt) != arch:
-            subprocess.run(cmd + ["overwrite=true"], check=True)  # the model config changed
-        elif not finished:
-            subprocess.run(cmd + ["resume=true" if ckpt.exists() else "overwrite=true"], check=True)
+        with idle():  # this process only waits: the training takes the cores
+            if ckpt.exists() and _trained_arch(ckpt) != arch:
+                subprocess.run(cmd + ["overwrite=true"], check=True)  # the model config changed
+            elif not finished:
+                subprocess.run(cmd + ["resume=true" if ckpt.exists() else "overwrite=true"], check=True)
         net = NeuMIP.load(ckpt)
         with BTFFile(mat.path) as btf:
             scores = evaluate_levels(net, btf, suite.levels, "held_out")

@@ -51,6 +51,7 @@ from benchmarks.suite.speed import (
     train_rows,
 )
 from plumbing.atomic import atomic_path, check_output_dir
+from plumbing.thread_share import share_threads
 
 T = TypeVar("T")
 
@@ -175,7 +176,7 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     """Run the suite: quality cells, image cells, speed, then the report; returns the written
     files by name."""
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        share_threads(cfg.threads)
     suite = cfg.suite
     root = Path(cfg.out_root)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from btf_data.brdf import tensor_from_sqrt, tensor_sqrt
 from btf_data.svbrdf import SVBRDFMaps
 from plumbing.config_checks import require
+from plumbing.thread_share import adjust_threads
 from plumbing.tonemap import tonemap_torch
 from renderer.baselines.lean import lean_levels
 from renderer.baselines.pyramid import MIN_VARIANCE, SVBRDFPyramid, normalize, pyramid_from_levels
@@ -95,6 +96,7 @@ def fit_pyramid(maps: SVBRDFMaps, cfg: FitConfig | None = None) -> SVBRDFPyramid
     r = maps.resolution[0]
     bar = tqdm(range(cfg.steps), desc=f"fit {r}x{r}, {n - 1} levels", unit="step", disable=not cfg.progress)
     for _ in bar:
+        adjust_threads()
         wi = sample_directions(cfg.pairs, cfg.z_min, g)
         wo = sample_directions(cfg.pairs, cfg.z_min, g)
         with torch.no_grad():

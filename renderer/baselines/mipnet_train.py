@@ -26,6 +26,7 @@ from neumip.checkpoint import load_optimizer_state, optimizer_state
 from plumbing.atomic import atomic_path, check_output_dir, check_output_file
 from plumbing.config_checks import is_power_of_two, require
 from plumbing.tensor_files import CheckpointError, read_checkpoint, save_checkpoint
+from plumbing.thread_share import adjust_threads, share_threads
 from plumbing.tonemap import tonemap_torch
 from renderer.baselines.mipnet import MIPNet, MIPNetArch, decode, encode, parameter_count, save_mipnet
 from renderer.baselines.mipnet_data import CHANNELS, MaterialSetConfig, material_set
@@ -167,7 +168,7 @@ class MIPNetTrainer:
     def __init__(self, cfg: MIPNetTrainConfig) -> None:
         self.cfg = cfg
         if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+            share_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.out_dir = check_output_dir(cfg.out_dir)
         if cfg.export:
@@ -232,6 +233,7 @@ class MIPNetTrainer:
         t_start = time.perf_counter() - self.seconds
         try:
             while self.step < cfg.steps:
+                adjust_threads()
                 batch = draw_batch(self.train_set, cfg, self.generator)
                 loss = level_losses(self.model, batch).mean()
                 self.optimizer.zero_grad(set_to_none=True)

@@ -184,8 +184,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        if cfg.threads:
-            share_threads(cfg.threads)
+        share_threads(cfg.threads)  # its share of the cores beside other jobs, or cfg.threads
         self.device = torch.device(cfg.device)
         if cfg.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)

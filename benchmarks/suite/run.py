@@ -175,8 +175,7 @@ def fresh_run_dir(base: Path) -> Path:
 def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
     """Run the suite: quality cells, image cells, speed, then the report; returns the written
     files by name."""
-    if cfg.threads:
-        share_threads(cfg.threads)
+    share_threads(cfg.threads)  # its share of the cores beside other jobs, or cfg.threads
     suite = cfg.suite
     root = Path(cfg.out_root)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")

@@ -167,8 +167,7 @@ class MIPNetTrainer:
 
     def __init__(self, cfg: MIPNetTrainConfig) -> None:
         self.cfg = cfg
-        if cfg.threads:
-            share_threads(cfg.threads)
+        share_threads(cfg.threads)  # its share of the cores beside other jobs, or cfg.threads
         torch.manual_seed(cfg.seed)
         self.out_dir = check_output_dir(cfg.out_dir)
         if cfg.export:

@@ -88,9 +88,6 @@ def resolve_wandb_mode(mode: str | None) -> str:
     return mode
 
 
-#: Held-out pairs scored by the evaluations during training (spread evenly over all of them, so
-#: that they see lights and views of every elevation); the final evaluation scores all of them.
-CURVE_PAIRS = 8
 
 
 class RunFolderBusy(OutputPathError):
@@ -338,21 +335,24 @@ class Trainer:
             self.run.log(data, step=self.step)
 
     def evaluate(self, final: bool = False) -> list:
-        """Score the held-out pairs: during training a subset (CURVE_PAIRS, spread over all of
-        them) for the curves; at the end all of them, for eval.md. The curve gets one point per
-        step, always on the same subset, so its last point is comparable with the others."""
+        """Score the held-out pairs: during training ``logger.curve_pairs`` of them (every one by
+        default) for the curves, one point per step; at the end every one, for eval.md (the same
+        numbers as the curve's last point when the curves score every pair)."""
         n_held_out = len(self.btf.pairs("held_out"))
+        subset = self.cfg.logger.curve_pairs
+        every = subset is None or subset >= n_held_out
         scores = None
         if self.curves.last_psnr_step() != self.step:
             scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out",
-                                     self.device, max_pairs=CURVE_PAIRS)
+                                     self.device, max_pairs=None if every else subset)
             self.curves.log_psnr(self.step, [s.psnr for s in scores])
-            self.curves.plot(f"{self.btf.name}: training curves (held-out PSNR on "
-                             f"{min(CURVE_PAIRS, n_held_out)} of the {n_held_out} held-out pairs, "
-                             "spread over all of them)")
+            which = f"all {n_held_out}" if every else f"{subset} of the {n_held_out}"
+            self.curves.plot(f"{self.btf.name}: training curves (held-out PSNR on {which} held-out pairs"
+                             + ("" if every else ", spread over all of them") + ")")
         data: dict[str, Any] = {f"psnr/level{s.level}": s.psnr for s in scores or []}
         if final:
-            scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out", self.device)
+            if scores is None or not every:
+                scores = evaluate_levels(self.model, self.btf, self.cfg.eval_levels, "held_out", self.device)
             data.update({f"final_psnr/level{s.level}": s.psnr for s in scores})
         i_wo, i_wi = (int(x) for x in self.btf.pairs("held_out")[0])
         sheet = level_sheet(self.model, self.btf, i_wo, i_wi, self.cfg.eval_levels,

@@ -45,28 +45,35 @@ def test_directions_are_labelled_by_their_angles():
     assert direction_label(np.array([0.0, -s, s])) == "theta 45, phi 270 deg"
 
 
-def test_training_curves_keep_one_subset_per_step_and_the_report_scores_every_pair(tmp_path):
-    """The curve's points all score the same spread subset of held-out pairs (its last point does
-    not jump to another set), one per step; eval.md scores every held-out pair."""
+def test_training_curves_score_every_held_out_pair_or_a_fixed_subset_and_the_report_every_pair(tmp_path):
+    """By default the curve's points score every held-out pair, so its last point is eval.md's
+    numbers; with ``logger.curve_pairs`` set, every point scores the same spread subset (the last
+    one does not jump to another set). eval.md always scores every held-out pair. One point per
+    step."""
     import csv
 
     from neumip.evaluate import evaluate_levels
     from neumip.model import NeuMIP
-    from neumip.train import CURVE_PAIRS, Trainer
+    from neumip.train import Trainer
     from tests.conftest import synthetic_btf
     from tests.test_neumip_training import tiny_config
 
     data = synthetic_btf(tmp_path, "bumps")
-    cfg = tiny_config(data, tmp_path / "run", 20)
-    cfg.logger.eval_every = 10  # evaluations at steps 10 and 20; the final one is at step 20 too
-    path = Trainer(cfg).fit()
-    rows = list(csv.DictReader(open(tmp_path / "run" / "curves_psnr.csv")))
-    assert [(int(r["step"]), int(r["level"])) for r in rows] == [(s, k) for s in (10, 20) for k in range(4)]
-    model = NeuMIP.load(path)
-    with BTFFile(data) as btf:
-        subset = evaluate_levels(model, btf, 4, "held_out", max_pairs=CURVE_PAIRS)
-        every = evaluate_levels(model, btf, 4, "held_out")
-        assert len(btf.pairs("held_out")) > CURVE_PAIRS
-    assert [float(r["psnr"]) for r in rows[4:]] == [round(s.psnr, 4) for s in subset]
-    report = json.loads((path.parent / "eval.json").read_text())
-    assert [r["psnr"] for r in report] == [s.psnr for s in every]
+    for subset in (None, 3):
+        cfg = tiny_config(data, tmp_path / f"run{subset}", 20)
+        cfg.logger.eval_every = 10  # evaluations at steps 10 and 20; the final one is at step 20 too
+        cfg.logger.curve_pairs = subset
+        path = Trainer(cfg).fit()
+        rows = list(csv.DictReader(open(tmp_path / f"run{subset}" / "curves_psnr.csv")))
+        points = [(int(r["step"]), int(r["level"])) for r in rows]
+        assert points == [(s, k) for s in (10, 20) for k in range(4)]
+        model = NeuMIP.load(path)
+        with BTFFile(data) as btf:
+            scored = evaluate_levels(model, btf, 4, "held_out", max_pairs=subset)
+            every = evaluate_levels(model, btf, 4, "held_out")
+            assert len(btf.pairs("held_out")) > 3
+        assert [float(r["psnr"]) for r in rows[4:]] == [round(s.psnr, 4) for s in scored]
+        report = json.loads((path.parent / "eval.json").read_text())
+        assert [r["psnr"] for r in report] == [s.psnr for s in every]
+        if subset is not None:
+            assert [s.psnr for s in scored] != [s.psnr for s in every]

@@ -442,8 +442,10 @@ def speed_md(results: SuiteResults) -> list[str]:
     if minutes:
         lines += [
             "Training runs of the quality cells (minutes to 30 dB at level 0: the first of the run's "
-            "evaluations, on a subset of held-out pairs spread over all of them, at or above 30 dB, "
-            "counted only where the final score on every held-out pair reaches 30 dB too; — never):",
+            "evaluations at or above 30 dB on the held-out pairs its evaluations scored: every one "
+            "(`logger.curve_pairs`, default), or, in runs made before that default, 8 spread over "
+            "them; counted only where the final score on every held-out pair reaches 30 dB too; — "
+            "never):",
             "",
             "| material | method | seed | M queries/s | minutes | minutes to 30 dB L0 |",
             "|---|---|---|---|---|---|",

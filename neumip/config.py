@@ -141,7 +141,7 @@ class ScheduleConfig:
     fuse_blur_until: int = 3000
     fuse_blur_weight: float = 0.1
     fuse_blur_sigma: float = 1.03
-    lobe_fit_steps: int = 800
+    lobe_fit_steps: int = 1600
     """model=hybrid: before step 0, the lobe pyramid is fitted alone to the BTF's training pairs,
     every level at once, for this many Adam steps (neumip/lobe_fit.py). 0: no fit."""
     lobe_fit_pairs: int = 8
@@ -151,8 +151,9 @@ class ScheduleConfig:
     lobe_fit_lr: float = 2e-2
     """The lobe fit's rate, falling to 1/100 of it (cosine). Measured on leather 128^2, 8 pairs per
     step, held-out PSNR of the lobe alone at levels 0-5: 300 steps at 5e-2 49-54 dB (1e-1
-    diverged to 22-25 dB); 800 steps at 2e-2 54.4-55.8 dB (2.6 min on one contended core). On a
-    16^2 plane 1000 steps at 2e-2 reached 54 dB where 5e-2 stalled at 45-52."""
+    diverged to 22-25 dB); at 2e-2, 800 steps 54.4-55.8 dB, 1600 steps 57.4-61.5 dB (`fit`, from
+    the SVBRDF maps: 58.8-61.6 at levels 1-5). On a 16^2 plane 1000 steps at 2e-2 reached 54 dB
+    where 5e-2 stalled at 45-52."""
     lobe_lr: float = 3e-4
     """model=hybrid: the rate of the (fitted) lobe texels in the joint training after the fit."""
 

@@ -264,6 +264,7 @@ def test_shipped_mipnet_loads_and_beats_naive_on_a_held_out_material():
     model, meta = load_mipnet()  # the repository ships it: a missing file fails here
     assert SHIPPED_CHECKPOINT.stat().st_size < 25 * 2**20
     assert all(v.dtype == torch.float32 for v in model.state_dict().values())
+    assert "leather" in meta["data"]["excluded_patterns"]  # the pattern was never drawn in training
     maps = procedural_maps("leather", 64)  # a named project material: not in the training set
     cfg = BaselineConfig()
     mip = level_psnr(build_pyramid("mipnet", maps, cfg), maps, range(2, 6))

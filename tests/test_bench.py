@@ -360,3 +360,12 @@ def test_variant_targets_of_issue_20_on_a_known_case():
     assert "neumip_hybrid within 3 dB of fit at levels 1-5 on every normal-mapped plane**: met on 1 of 1. " \
            "plane: yes (largest gap L2 2.50 dB)" in text
     assert "neumip_no_offset" not in text and "neumip_plus within" not in text
+
+
+def test_the_report_says_which_materials_the_shipped_mipnet_never_saw():
+    from benchmarks.suite.report import method_note
+
+    res = _results({"leather": ("normal-mapped", {}), "bumps_flat": ("normal-mapped", {})}, [])
+    assert method_note("leather", res.materials["leather"], "mipnet").startswith("unseen: ")
+    assert method_note("bumps_flat", res.materials["bumps_flat"], "mipnet").startswith("not unseen: ")
+    assert method_note("rock", res.materials["leather"], "mipnet") == ""  # not a project material

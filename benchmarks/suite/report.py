@@ -6,6 +6,7 @@ side."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -352,8 +353,25 @@ def method_note(name: str, mat: MaterialResult, method: str) -> str:
         return ("in-sample: fit minimises this metric against the same analytic BRDF the reference is "
                 "made of, at random directions")
     if method == "mipnet" and name in MATERIALS:
-        return f"not unseen: MIPNet trained on every project pattern ({MATERIALS[name][0]} too), other seeds"
+        pattern = MATERIALS[name][0]
+        if pattern in mipnet_unseen_patterns():
+            return f"unseen: the shipped MIPNet's training never drew the {pattern} pattern"
+        return f"not unseen: the shipped MIPNet trained on the {pattern} pattern, other seeds and parameters"
     return ""
+
+
+@functools.cache
+def mipnet_unseen_patterns() -> tuple[str, ...]:
+    """The patterns the shipped MIPNet weights never saw in training (their metadata's
+    ``data.excluded_patterns``; none for weights that predate it)."""
+    from plumbing.tensor_files import read_checkpoint
+    from renderer.baselines.mipnet import SHIPPED_CHECKPOINT
+
+    try:
+        _, meta = read_checkpoint(SHIPPED_CHECKPOINT, "cpu")
+    except (OSError, ValueError):
+        return ()
+    return tuple(meta.get("data", {}).get("excluded_patterns", []))
 
 
 def quality_md(results: SuiteResults) -> list[str]:

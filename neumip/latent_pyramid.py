@@ -42,10 +42,20 @@ class LatentPyramid(nn.Module):
     def n_levels(self) -> int:
         return len(self.levels)
 
-    def forward(self, uv: torch.Tensor, lod: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
-        """uv (N, 2), lod (N,) continuous -> latents (N, C). Level k is blurred by
-        blur_sigma / 2^k of its own texels (blur_sigma in level-0 texels)."""
-        levels = [blur_wrapped(t, blur_sigma / 2**k) for k, t in enumerate(self.levels)]
+    def blurred_levels(self, blur_sigma: float = 0.0) -> list[torch.Tensor]:
+        """The levels as read: level k blurred by blur_sigma / 2^k of its own texels (blur_sigma
+        in level-0 texels)."""
+        return [blur_wrapped(t, blur_sigma / 2**k) for k, t in enumerate(self.levels)]
+
+    def forward(self, uv: torch.Tensor, lod: torch.Tensor, blur_sigma: float = 0.0,
+                beside: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """uv (N, 2), lod (N,) continuous -> latents (N, C), read from :meth:`blurred_levels`.
+        ``beside``: more textures of the same level sizes (e.g. the lobe pyramid), read in the same
+        lookup: then (N, C + their channels), theirs after the latent's (one lookup for every
+        channel group: the same numbers as separate lookups, in one pass)."""
+        levels = self.blurred_levels(blur_sigma)
+        if beside is not None:
+            levels = [torch.cat([a, b], dim=-1) for a, b in zip(levels, beside, strict=True)]
         return lookup_trilinear(levels, uv, lod)
 
     @torch.no_grad()

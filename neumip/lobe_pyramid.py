@@ -105,6 +105,11 @@ class LobePyramid(nn.Module):
         uv (N, 2), lod (N,) for directions wi, wo (N, 3), unit, tangent frame."""
         return shade_params(self.params(uv, lod), wi, wo)
 
+    @staticmethod
+    def shade_raw(raw: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` from texels already looked up: raw (N, 10), wi, wo (N, 3) -> rgb (N, 3)."""
+        return shade_params(lobe_params(raw), wi, wo)
+
     def level_params(self, k: int) -> dict[str, torch.Tensor]:
         """Level k's parameters as maps {field: (R_k, R_k, C)}."""
         return lobe_params(self.levels[k][0])

@@ -222,8 +222,13 @@ class NeuMIP(nn.Module):
         sigma = float(self.blur_sigma)
         if self.offset is not None:
             uv = self.offset(uv, wo, sigma)
-        base = self.lobe(uv, lod, wi, wo) if self.lobe is not None else None
-        latent = self.pyramid(uv, lod, sigma)
+        base = None
+        if self.lobe is None:
+            latent = self.pyramid(uv, lod, sigma)
+        else:  # the lobe's texels in the latents' lookup (unblurred): one lookup for both
+            both = self.pyramid(uv, lod, sigma, beside=list(self.lobe.levels))
+            c = self.pyramid.channels
+            latent, base = both[:, :c], self.lobe.shade_raw(both[:, c:], wi, wo)
         if self.horizon is not None:
             latent = torch.cat([latent, self.horizon(uv, lod, wi, wo, sigma)], dim=1)
         return self.decoder(latent, wi, wo, base)

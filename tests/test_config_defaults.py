@@ -5,7 +5,8 @@ the yaml files that remain may not write a default a second time with another va
 Each yaml file follows one rule, by what it is for:
 
 * ``DIFFERS``: a file that extends a registered dataclass option (conf/model/plus.yaml:
-  ``defaults: [full, _self_]``) sets only the keys it changes; a default repeated there would
+  ``defaults: [full, _self_]``), or another such file (conf/model/hybrid.yaml extends plus), sets
+  only the keys it changes; a default repeated there would
   silently keep its old value when the dataclass's default changes, so it is refused (the
   stronger one-source rule: it holds for every such file).
 * ``MIRROR``: a file that restates a dataclass's defaults on purpose (a command's primary config,
@@ -113,12 +114,20 @@ def model_options() -> list[str]:
     return sorted(files | {name for group, name in NODES if group == "model"})
 
 
+def _yaml_model_fields(name: str) -> dict:
+    """The fields conf/model/<name>.yaml sets, its parents' (a variant of a variant) underneath,
+    read from the files themselves, without hydra."""
+    if name == "full":
+        return {}
+    node = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml"))
+    parents = [d for d in node.pop("defaults", []) if d != "_self_"]
+    return {**(_yaml_model_fields(parents[0]) if parents else {}), **node}
+
+
 def expected_model(name: str) -> ModelConfig:
     if name in MODELS:
         return ModelConfig(**MODELS[name])
-    node = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "model" / f"{name}.yaml"))
-    node.pop("defaults", None)
-    return ModelConfig(**node)
+    return ModelConfig(**_yaml_model_fields(name))
 
 
 def rule_of(rel: str) -> tuple[type, str, dict[str, str]]:
@@ -162,8 +171,17 @@ def test_no_default_is_written_twice_with_another_value(rel):
                             "written twice with two values (make them equal, or list the key in "
                             f"{__name__}.FILES with the reason it differs)")
     assert not problems, f"conf/{rel}:\n  " + "\n  ".join(problems)
-    if rule == DIFFERS:  # it extends the registered option, and nothing else
-        assert [d for d in node.get("defaults", []) if d != "_self_"] == ["full"], rel
+    if rule == DIFFERS:  # it extends the registered option, or a variant that does, and nothing else
+        seen, cur = [rel], node
+        while True:
+            parents = [d for d in cur.get("defaults", []) if d != "_self_"]
+            assert len(parents) == 1, (rel, parents)
+            if parents[0] == "full":
+                break
+            parent = f"{Path(rel).parent}/{parents[0]}.yaml"
+            assert parent not in seen and (Path(CONF_DIR) / parent).exists(), (rel, seen, parent)
+            seen.append(parent)
+            cur = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / parent), resolve=False)
 
 
 def test_registered_options_have_no_yaml_copy():

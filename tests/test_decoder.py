@@ -80,12 +80,12 @@ def test_yuv_log_head_matches_the_closed_form(shadow_mask):
 
 
 def test_the_registry_refuses_unknown_decoders(tmp_path):
-    assert set(DECODERS) == {"yuv_log"} and ModelConfig().decoder == "yuv_log"
-    with pytest.raises(ValueError, match=r"model\.decoder='fancy': must be one of yuv_log"):
+    assert set(DECODERS) == {"yuv_log", "lobe_residual"} and ModelConfig().decoder == "yuv_log"
+    with pytest.raises(ValueError, match=r"model\.decoder='fancy': must be one of yuv_log, lobe_residual"):
         ModelConfig(backend="torch", decoder="fancy")  # refused with the config, before any work
     cfg = ModelConfig(backend="torch")
     cfg.decoder = "fancy"  # past the config's own check
-    with pytest.raises(ValueError, match=r"model\.decoder='fancy': must be one of yuv_log"):
+    with pytest.raises(ValueError, match=r"model\.decoder='fancy': must be one of yuv_log, lobe_residual"):
         make_decoder(cfg, "torch")
     # a checkpoint naming a decoder this version lacks is refused naming the file
     model = NeuMIP(ModelConfig(backend="torch"), 16)

@@ -88,8 +88,6 @@ def resolve_wandb_mode(mode: str | None) -> str:
     return mode
 
 
-
-
 class RunFolderBusy(OutputPathError):
     """A run folder another training holds: two runs into one folder would interleave the curves
     and overwrite each other's checkpoint."""

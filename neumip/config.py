@@ -193,8 +193,8 @@ class LoggerConfig:
     curve_pairs: int | None = None
     """Held-out pairs the evaluations during training score: None = every one (then the curves
     end at eval.md's numbers and "minutes to 30 dB" holds for the whole held-out set; 4.9 s
-    per evaluation of 6 levels at 128^2 with 62 pairs, measured on one busy thread); a number = that many spread evenly over them, for
-    captures whose held-out set takes long to score."""
+    per evaluation of 6 levels at 128^2 with 62 pairs, measured on one busy thread); a number =
+    that many spread evenly over them, for captures whose held-out set takes long to score."""
 
 
 @dataclass

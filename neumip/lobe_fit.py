@@ -23,7 +23,7 @@ from tqdm import tqdm
 from btf_data.btf_file import BTFFile
 from btf_data.btf_render import shade_params
 from btf_data.sampler import load_levels
-from neumip.lobe_pyramid import LobePyramid, lobe_params
+from neumip.lobe_pyramid import LobePyramid
 from plumbing.thread_share import adjust_threads
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -74,7 +74,7 @@ def fit_lobe(lobe: LobePyramid, images: list[torch.Tensor], wi: torch.Tensor, wo
         idx = torch.randperm(p_total, generator=g)[:d].to(wi.device)
         total = torch.zeros((), device=wi.device)
         for k in range(n):
-            maps = lobe_params(lobe.levels[k][0])  # (R, R, C)
+            maps = lobe.level_params(k)  # (R, R, C)
             r2 = maps["normal"].shape[0] * maps["normal"].shape[1]
             flat = {f: v.reshape(1, r2, -1).expand(d, r2, v.shape[-1]).reshape(d * r2, -1)
                     for f, v in maps.items()}

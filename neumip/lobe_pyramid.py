@@ -95,15 +95,11 @@ class LobePyramid(nn.Module):
     def n_levels(self) -> int:
         return len(self.levels)
 
-    def params(self, uv: torch.Tensor, lod: torch.Tensor) -> dict[str, torch.Tensor]:
-        """uv (N, 2), lod (N,) continuous -> the lobe's parameters there {field: (N, C)}."""
-        return lobe_params(lookup_trilinear(list(self.levels), uv, lod))
-
     def forward(self, uv: torch.Tensor, lod: torch.Tensor, wi: torch.Tensor,
                 wo: torch.Tensor) -> torch.Tensor:
         """The lobe's BTF value rgb (N, 3) (f cos(n, wi) / cos(theta_i), as the files hold) at
         uv (N, 2), lod (N,) for directions wi, wo (N, 3), unit, tangent frame."""
-        return shade_params(self.params(uv, lod), wi, wo)
+        return self.shade_raw(lookup_trilinear(list(self.levels), uv, lod), wi, wo)
 
     @staticmethod
     def shade_raw(raw: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:

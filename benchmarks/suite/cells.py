@@ -62,20 +62,75 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-@functools.cache
-def code_fingerprint(modules: tuple[str, ...]) -> str:
-    """A hash of the code of ``modules`` (dotted names of modules or whole packages): their syntax
-    trees without docstrings and comments, so that what changes the numbers changes it and what
-    only documents them does not."""
-    files: list[Path] = []
-    for name in modules:
+#: The project's top-level packages: an import of one of them is followed into its source.
+PROJECT_PACKAGES = ("neumip", "btf_data", "renderer", "plumbing", "benchmarks")
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of a module (a package's ``__init__.py``), or None when ``name`` is not an
+    importable module (e.g. a function imported with ``from pkg import f``)."""
+    try:
         spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+
+
+def _imported_modules(name: str, path: Path, packages: tuple[str, ...]) -> set[str]:
+    """The project modules a module's source imports anywhere (top level or inside a function),
+    with the packages above each: importing ``a.b.c`` runs ``a`` and ``a.b`` too."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolved against this module's package
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}  # kept only where a module
+    closed = {".".join(m.split(".")[: i + 1]) for m in found for i in range(m.count(".") + 1)}
+    return {m for m in closed if m.split(".")[0] in packages}
+
+
+def code_closure(modules: tuple[str, ...], packages: tuple[str, ...] = PROJECT_PACKAGES) -> list[Path]:
+    """The source files the code of ``modules`` runs: each module (a package: every module in it)
+    and, transitively, every project module it imports. Code a cell never imports (an exporter, a
+    viewer, another method's baseline) is not in it, so adding or editing that code keeps the
+    cell's results; editing any line the cell can run computes it again. Imports are followed
+    into ``packages`` only (the project's own code; installed libraries are versioned apart)."""
+    todo: list[str] = []
+    for name in modules:
+        origin = _module_file(name)
+        if origin is None:
             raise ValueError(f"code fingerprint: no module {name!r}")
-        origin = Path(spec.origin)
-        files += sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        todo += [".".join(name.split(".")[: i + 1]) for i in range(name.count(".") + 1)]  # and parents
+        if origin.name == "__init__.py":  # a whole package named: all of its modules
+            todo += [".".join((name, *f.relative_to(origin.parent).with_suffix("").parts))
+                     for f in sorted(origin.parent.rglob("*.py")) if f.name != "__init__.py"]
+    seen: dict[str, Path] = {}
+    while todo:
+        name = todo.pop()
+        if name in seen or (path := _module_file(name)) is None:
+            continue
+        seen[name] = path
+        todo += sorted(_imported_modules(name, path, packages) - seen.keys())
+    return sorted(set(seen.values()))
+
+
+@functools.cache
+def code_fingerprint(modules: tuple[str, ...], packages: tuple[str, ...] = PROJECT_PACKAGES) -> str:
+    """A hash of the code ``modules`` run (:func:`code_closure`): their syntax trees without
+    docstrings and comments, so that what changes the numbers changes it and what only documents
+    them does not."""
+    root = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
-    for f in sorted(set(files)):
+    for f in code_closure(modules, packages):
+        rel = f.resolve().relative_to(root) if f.resolve().is_relative_to(root) else Path(f.name)
+        h.update(str(rel).encode())
         h.update(ast.dump(_without_docstrings(ast.parse(f.read_text()))).encode())
     return h.hexdigest()[:12]
 

@@ -73,8 +73,10 @@ def describe(name: str, path: Path) -> MaterialFile:
         )
 
 
-#: The code a NeuMIP cell's numbers depend on (training, the model, the data it reads, scoring).
-NEUMIP_CODE = ("neumip", "btf_data.sampler", "btf_data.lookup", "btf_data.btf_file", "plumbing.tonemap")
+#: The code a NeuMIP cell's numbers depend on (the training command, the model, the data it reads,
+#: scoring), each with everything it imports (``benchmarks.suite.cells.code_closure``).
+NEUMIP_CODE = ("neumip.cli.train", "neumip.model", "neumip.evaluate", "btf_data.sampler", "btf_data.lookup",
+               "btf_data.btf_file", "plumbing.tonemap")
 #: The code a BTF method's cell depends on (the material made from the file, its lookup, scoring).
 BTF_CODE = ("renderer.materials", "btf_data.sampler", "btf_data.lookup", "btf_data.btf_file",
             "neumip.evaluate", "plumbing.tonemap")

@@ -126,6 +126,9 @@ def test_the_wheel_holds_every_package_the_configs_and_the_shipped_data(installe
     weights = "renderer/baselines/weights/mipnet_cpu"
     for data in (f"{weights}.safetensors", f"{weights}.json", "renderer/mitsuba/assets/torus.obj"):
         assert data in names
+    static = {n for n in names if n.startswith("renderer/viewer/static/")}
+    assert static == {f"renderer/viewer/{p.relative_to(ROOT / 'renderer' / 'viewer').as_posix()}"
+                      for p in (ROOT / "renderer" / "viewer" / "static").iterdir()}  # the viewer's page
 
 
 def test_commands_run_from_an_empty_folder(installed, tmp_path):
@@ -148,6 +151,12 @@ def test_commands_run_from_an_empty_folder(installed, tmp_path):
     assert "| level | resolution | PSNR (dB)" in (tmp_path / "run" / "checkpoints" / "eval.md").read_text()
     assert {f.name for f in tmp_path.iterdir()} == {"x.h5", "run"}  # hydra wrote no folders of its own
 
+    p = run([str(bin_dir / "neumip-export"), "run/checkpoints/last.safetensors", "out=exp"], env, tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "neumip-view exp" in p.stdout and (tmp_path / "exp" / "manifest.json").is_file()
+    p = run([str(bin_dir / "neumip-view"), "--help"], env, tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+
 
 CHECK_INSTALLED = """
 import json, sys
@@ -155,6 +164,7 @@ import benchmarks.suite.cli, btf_data.cli.generate, neumip.cli.train, plumbing.c
 from plumbing.conf_dir import CONF_DIR
 from renderer.baselines.mipnet import SHIPPED_CHECKPOINT, load_mipnet
 from renderer.mitsuba.render import DEMO_MESH
+from renderer.viewer.server import STATIC, scene_configs
 
 model, meta = load_mipnet(SHIPPED_CHECKPOINT)
 files = {name: m.__file__ for name, m in sys.modules.items()
@@ -162,7 +172,8 @@ files = {name: m.__file__ for name, m in sys.modules.items()
          and getattr(m, "__file__", None)}
 print(json.dumps({"files": files, "conf": CONF_DIR, "weights": str(SHIPPED_CHECKPOINT),
                   "mipnet_params": sum(p.numel() for p in model.parameters()), "mesh": str(DEMO_MESH),
-                  "mesh_bytes": DEMO_MESH.stat().st_size,
+                  "mesh_bytes": DEMO_MESH.stat().st_size, "static": str(STATIC / "viewer.js"),
+                  "static_bytes": (STATIC / "viewer.js").stat().st_size, "scenes": sorted(scene_configs()),
                   "editable": [str(f) for f in sys.meta_path if "editable" in str(f).lower()]}))
 """
 
@@ -174,8 +185,9 @@ def test_modules_configs_and_data_come_from_the_installed_wheel(installed, tmp_p
     site = str(installed.site_packages)
     assert out["editable"] == []
     assert len(out["files"]) > 20
-    for path in [*out["files"].values(), out["conf"], out["weights"], out["mesh"]]:
+    for path in [*out["files"].values(), out["conf"], out["weights"], out["mesh"], out["static"]]:
         assert path.startswith(site) and not path.startswith(str(ROOT)), path
     assert Path(out["conf"]) == installed.site_packages / "plumbing" / "conf"
     assert (Path(out["conf"]) / "train.yaml").is_file()
     assert out["mipnet_params"] > 0 and out["mesh_bytes"] > 0
+    assert out["static_bytes"] > 0 and out["scenes"] == ["plane", "sphere"]

@@ -64,7 +64,8 @@ def run_page(exports: list[Path], labels: list[str], query: dict[str, str | floa
         q["test"] = 1
     url = server.url + "?" + urlencode(q)
     with tempfile.TemporaryDirectory(prefix="neumip-chromium-") as profile:
-        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}"]
+        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+               f"--window-size={window[0]},{window[1]}"]
         if screenshot is not None:
             cmd += [f"--screenshot={screenshot}", "--virtual-time-budget=60000", "--hide-scrollbars"]
         proc = subprocess.Popen([*cmd, url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

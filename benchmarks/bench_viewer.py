@@ -38,8 +38,9 @@ def renderer_frame(spec: str, scene: str, size: int, light: list[float]) -> tupl
     and its seconds."""
     cfg = {**scene_configs()[scene], "light": "directional", "light_direction": light}
     t0 = time.perf_counter()
-    image, _ = render(build_scene(SceneConfig(**cfg), size, size), open_material(spec),
-                      RenderSettings(progress=False))
+    image, _ = render(
+        build_scene(SceneConfig(**cfg), size, size), open_material(spec), RenderSettings(progress=False)
+    )
     return image, time.perf_counter() - t0
 
 
@@ -61,18 +62,31 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(args.data or training_data_path(ckpt, model.metadata, "--data FILE"))
     light = scene_configs()["plane"]["light_direction"]
 
-    exports = {prec: export_material(material, out / f"neumip_{prec}", prec, spec, data) for prec in PRECISIONS}
+    exports = {
+        prec: export_material(material, out / f"neumip_{prec}", prec, spec, data) for prec in PRECISIONS
+    }
     with BTFFile(data) as btf:
         synthetic = btf.svbrdf() is not None
         btf_bytes = data.stat().st_size
-        scores = {prec: [s.psnr for s in evaluate_levels(model if prec == "fp32" else quantised_model(model, prec),
-                                                         btf, args.levels, "held_out")]
-                  for prec in PRECISIONS}
-    lean = export_material(open_material(f"lean:{data}"), out / "lean_fp16", "fp16", f"lean:{data}") \
-        if synthetic else None
-    sizes = {"checkpoint (fp32, safetensors)": ckpt.stat().st_size,
-             **{f"export {prec}": read_manifest(f)["bytes"] for prec, f in exports.items()},
-             "BTF file (as stored)": btf_bytes}
+        scores = {
+            prec: [
+                s.psnr
+                for s in evaluate_levels(
+                    model if prec == "fp32" else quantised_model(model, prec), btf, args.levels, "held_out"
+                )
+            ]
+            for prec in PRECISIONS
+        }
+    lean = (
+        export_material(open_material(f"lean:{data}"), out / "lean_fp16", "fp16", f"lean:{data}")
+        if synthetic
+        else None
+    )
+    sizes = {
+        "checkpoint (fp32, safetensors)": ckpt.stat().st_size,
+        **{f"export {prec}": read_manifest(f)["bytes"] for prec, f in exports.items()},
+        "BTF file (as stored)": btf_bytes,
+    }
     if lean is not None:
         sizes["LEAN pyramid export (fp16)"] = read_manifest(lean)["bytes"]
 
@@ -80,44 +94,87 @@ def main(argv: list[str] | None = None) -> int:
     for scene in SCENES:
         ref, ref_seconds = renderer_frame(spec, scene, args.size, light)
         folders = [exports["fp16"], exports["int8"]]
-        run = run_page(folders, ["fp16", "int8"], {"scene": scene, "width": args.size, "height": args.size,
-                                                   "light": ",".join(map(str, light)), "repeats": args.repeats},
-                       timeout=900)
+        run = run_page(
+            folders,
+            ["fp16", "int8"],
+            {
+                "scene": scene,
+                "width": args.size,
+                "height": args.size,
+                "light": ",".join(map(str, light)),
+                "repeats": args.repeats,
+            },
+            timeout=900,
+        )
         if run.errors:
             raise SystemExit(f"the page reported: {run.errors}")
-        parity[scene] = {f.label: {"psnr_db": score(ref, f.rgb, f.label)[0].psnr,
-                                   "max_abs": float(np.abs(f.rgb - ref).max()),
-                                   "browser_ms": float(np.median(f.ms)), "renderer_ms": 1000 * ref_seconds}
-                         for f in run.frames}
+        parity[scene] = {
+            f.label: {
+                "psnr_db": score(ref, f.rgb, f.label)[0].psnr,
+                "max_abs": float(np.abs(f.rgb - ref).max()),
+                "browser_ms": float(np.median(f.ms)),
+                "renderer_ms": 1000 * ref_seconds,
+            }
+            for f in run.frames
+        }
         if lean is not None:
             lref, _ = renderer_frame(f"lean:{data}", scene, args.size, light)
-            (lf,) = run_page([lean], ["lean"], {"scene": scene, "width": args.size, "height": args.size,
-                                               "light": ",".join(map(str, light)), "repeats": args.repeats},
-                             timeout=900).frames
-            parity[scene]["lean fp16"] = {"psnr_db": score(lref, lf.rgb, "lean")[0].psnr,
-                                          "max_abs": float(np.abs(lf.rgb - lref).max()),
-                                          "browser_ms": float(np.median(lf.ms)), "renderer_ms": float("nan")}
+            (lf,) = run_page(
+                [lean],
+                ["lean"],
+                {
+                    "scene": scene,
+                    "width": args.size,
+                    "height": args.size,
+                    "light": ",".join(map(str, light)),
+                    "repeats": args.repeats,
+                },
+                timeout=900,
+            ).frames
+            parity[scene]["lean fp16"] = {
+                "psnr_db": score(lref, lf.rgb, "lean")[0].psnr,
+                "max_abs": float(np.abs(lf.rgb - lref).max()),
+                "browser_ms": float(np.median(lf.ms)),
+                "renderer_ms": float("nan"),
+            }
 
-    lines = [f"# Viewer: {data.name}, {ckpt}", "",
-             "## Bytes per material", "", "| what | bytes | KiB |", "|---|---|---|"]
+    lines = [
+        f"# Viewer: {data.name}, {ckpt}",
+        "",
+        "## Bytes per material",
+        "",
+        "| what | bytes | KiB |",
+        "|---|---|---|",
+    ]
     lines += [f"| {k} | {v:,} | {v / 1024:.0f} |" for k, v in sizes.items()]
-    lines += ["", f"## Held-out PSNR per level (dB), each precision through the torch model ({data.name})", "",
-              "| precision | " + " | ".join(f"L{k}" for k in range(args.levels)) + " | largest loss vs fp32 |",
-              "|---|" + "---|" * (args.levels + 1)]
+    lines += [
+        "",
+        f"## Held-out PSNR per level (dB), each precision through the torch model ({data.name})",
+        "",
+        "| precision | " + " | ".join(f"L{k}" for k in range(args.levels)) + " | largest loss vs fp32 |",
+        "|---|" + "---|" * (args.levels + 1),
+    ]
     for prec, s in scores.items():
         loss = max(a - b for a, b in zip(scores["fp32"], s, strict=True))
         lines.append(f"| {prec} | " + " | ".join(f"{x:.2f}" for x in s) + f" | {loss:.3f} |")
-    lines += ["", f"## Browser frame vs the project renderer's ({args.size} x {args.size}, directional light "
-              f"{light}, lod from each pixel's footprint, max axis)", "",
-              "PSNR of tone-mapped frames, as `neumip-render` scores frames; browser times are the median of "
-              f"{args.repeats} frames in headless Chromium with SwiftShader (software WebGL, this machine's "
-              "CPU), draw and read-back.", "",
-              "| scene | export | PSNR (dB) | max abs error | browser ms/frame | torch renderer ms/frame |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## Browser frame vs the project renderer's ({args.size} x {args.size}, directional light "
+        f"{light}, lod from each pixel's footprint, max axis)",
+        "",
+        "PSNR of tone-mapped frames, as `neumip-render` scores frames; browser times are the median of "
+        f"{args.repeats} frames in headless Chromium with SwiftShader (software WebGL, this machine's "
+        "CPU), draw and read-back.",
+        "",
+        "| scene | export | PSNR (dB) | max abs error | browser ms/frame | torch renderer ms/frame |",
+        "|---|---|---|---|---|---|",
+    ]
     for scene, rows in parity.items():
         for label, r in rows.items():
-            lines.append(f"| {scene} | {label} | {r['psnr_db']:.2f} | {r['max_abs']:.2e} | {r['browser_ms']:.0f} | "
-                         f"{r['renderer_ms']:.0f} |")
+            lines.append(
+                f"| {scene} | {label} | {r['psnr_db']:.2f} | {r['max_abs']:.2e} | {r['browser_ms']:.0f} | "
+                f"{r['renderer_ms']:.0f} |"
+            )
     report = "\n".join(lines) + "\n"
     with atomic_path(out / "viewer.md") as tmp:
         tmp.write_text(report)
@@ -125,8 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps({"sizes": sizes, "held_out_psnr": scores, "parity": parity}, indent=1))
     print(report)
     if args.screenshot and lean is not None:
-        run_page([exports["fp16"], lean], ["NeuMIP", "LEAN"], {"scene": "plane"}, expect_frames=False,
-                 screenshot=Path(args.screenshot).resolve(), window=(960, 540), timeout=600)
+        run_page(
+            [exports["fp16"], lean],
+            ["NeuMIP", "LEAN"],
+            {"scene": "plane"},
+            expect_frames=False,
+            screenshot=Path(args.screenshot).resolve(),
+            window=(960, 540),
+            timeout=600,
+        )
         print(f"screenshot  {args.screenshot}")
     return 0
 

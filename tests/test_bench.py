@@ -91,6 +91,11 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     for method in ("measured", "neumip", "naive"):
         for mode in ("max", "aniso"):
             assert math.isfinite(img["methods"][method][mode]["psnr"])
+    export = res["exports"]["bumps"]["neumip"]  # the cell's checkpoint exported for the viewer
+    assert export["export_bytes"]["int8"] < export["export_bytes"]["fp16"] < export["export_bytes"]["fp32"]
+    assert export["held_out"]["fp32"] == [r["psnr"] for r in neu["levels"]]  # the same model, the same pairs
+    fp32, int8 = export["held_out"]["fp32"], export["held_out"]["int8"]
+    assert len(int8) == len(fp32) and all(abs(a - b) < 0.5 for a, b in zip(fp32, int8, strict=True))
     cpu = res["speed"]["cpu"]
     assert cpu["gemm"]["fp32"] > 0 and cpu["gemm"]["bf16"] > 0
     assert {r["method"] for r in cpu["queries"]} == {"neumip", "neumip_plus"}
@@ -109,6 +114,7 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     )
     assert "](docs/RESULTS.md)" in readme and "| bumps | displaced | " in readme
     assert "## Headline" in md and "## Checked against the literature" in md
+    assert "## Viewer exports" in md and "| bumps | neumip | " in md
     minutes = cell_minutes(results_from_json(res))
     assert f"add up to {minutes:.0f} min" in md and minutes >= neu["train_seconds"] / 60
 
@@ -122,7 +128,7 @@ def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):
     assert m2["neumip"]["seeds"]["0"]["reused"] and m2["naive"]["reused"]
     assert m2["neumip"]["seeds"]["0"]["levels"] == neu["levels"]
     assert not m2["lean"]["reused"] and math.isfinite(m2["lean"]["levels"][1]["psnr"])
-    assert res2["images"] == {} and res2["speed"] == {}
+    assert res2["images"] == {} and res2["speed"] == {} and res2["exports"] == {}
 
     # The first run's report rendered again from its results.json: the same tables, no cell run.
     again = run_bench(BenchConfig(report_from=str(written["json"]), out_root=str(tmp_path / "re"),

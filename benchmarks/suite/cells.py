@@ -67,13 +67,29 @@ PROJECT_PACKAGES = ("neumip", "btf_data", "renderer", "plumbing", "benchmarks")
 
 
 def _module_file(name: str) -> Path | None:
-    """The source file of a module (a package's ``__init__.py``), or None when ``name`` is not an
-    importable module (e.g. a function imported with ``from pkg import f``)."""
+    """The source file of a module (a package's ``__init__.py``), or None when ``name`` is not a
+    module (e.g. a function imported with ``from pkg import f``). Found on disk from its top-level
+    package, without importing anything (importing a module to find it would run its code)."""
+    first, *rest = name.split(".")
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(first)
     except (ImportError, ValueError):
         return None
-    return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    path = Path(spec.origin)
+    for i, part in enumerate(rest):
+        if path.name != "__init__.py":
+            return None
+        package = path.parent / part / "__init__.py"
+        module = path.parent / f"{part}.py"
+        if package.is_file():
+            path = package
+        elif module.is_file() and i == len(rest) - 1:
+            path = module
+        else:
+            return None
+    return path
 
 
 def _imported_modules(name: str, path: Path, packages: tuple[str, ...]) -> set[str]:

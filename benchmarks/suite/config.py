@@ -26,6 +26,8 @@ NEUMIP_METHODS = neumip_methods()
 #: captures included. ``measured_interp``: the file's training pairs interpolated across
 #: directions (renderer.materials.MeasuredInterpMaterial).
 BTF_METHODS = ("measured_interp",)
+#: The parts of a run, in the order they run (``only`` picks some).
+PARTS = ("quality", "images", "exports", "speed")
 
 #: Material families (quality.describe): SVBRDF maps with a normal map, with a heightfield, or none.
 FAMILIES = ("normal-mapped", "displaced", "measured")
@@ -146,7 +148,7 @@ class BenchConfig:
     readme: str = "README.md"
     """With publish: the README whose headline block (between neumip-bench's markers) is rewritten."""
     only: list[str] = field(default_factory=list)
-    """Run only these parts: quality, images, speed (empty: all)."""
+    """Run only these parts: quality, images, exports, speed (empty: all)."""
     report_from: str | None = None
     """A results.json: render its report again (RESULTS.md, plots; with ``publish``, docs/ and the
     README's headline) with this version's report code, computing no cell."""
@@ -155,4 +157,4 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         for part in self.only:
-            require(part in ("quality", "images", "speed"), "only", part, "quality, images or speed")
+            require(part in PARTS, "only", part, ", ".join(PARTS))

@@ -6,6 +6,8 @@ JSON shape is the file format of the cells (``cells/.../result.json``) and of ``
                                         | {"seeds": {"<seed>": NeuMIP run or error}} | SVBRDF run
     images.<name>:                      image comparison or error
     speed.<device>:                     gemm, bandwidth, queries, training, frames (each may be an error)
+    exports.<name>.<method>:            a viewer export's bytes and held-out PSNR per precision (or why
+                                        not: empty or error)
 
 A field that a file written by an older version lacks takes its default here, so old cells and old
 results files still read.
@@ -159,6 +161,22 @@ class ImageRun(CellRun):
     mean_abs_reference: float
 
 
+@dataclass(kw_only=True)
+class ExportRun(CellRun):
+    """One NeuMIP checkpoint exported for the viewer (``neumip-export``) at every precision."""
+
+    method: str
+    checkpoint_bytes: int
+    export_bytes: dict[str, int]
+    """Bytes of the export folder per precision (fp16, int8, fp32)."""
+    held_out: dict[str, list[float]]
+    """Held-out PSNR per level per precision, through the torch model with the export's rounding."""
+
+    def largest_loss(self, precision: str) -> float:
+        """The largest drop of a level's PSNR against fp32 (dB)."""
+        return max(a - b for a, b in zip(self.held_out["fp32"], self.held_out[precision], strict=True))
+
+
 @dataclass
 class QueryRow:
     """Decoder and whole-query throughput of one architecture and backend, beside its bounds."""
@@ -225,6 +243,8 @@ class SuiteResults:
     materials: dict[str, MaterialResult] = field(default_factory=dict)
     images: dict[str, ImageRun | Failed] = field(default_factory=dict)
     speed: dict[str, DeviceSpeed] = field(default_factory=dict)
+    exports: dict[str, dict[str, ExportRun | Empty | Failed]] = field(default_factory=dict)
+    """Per material, per NeuMIP method: its first seed's checkpoint exported for the viewer."""
     seconds: float = 0.0
     rerendered: str | None = None
     """Set when the report was rendered again from a kept results.json (``report_from``): the
@@ -300,6 +320,12 @@ def image_run_from_json(d: dict[str, Any]) -> ImageRun | Failed:
     return _build(ImageRun, d, methods=methods)
 
 
+def export_run_from_json(d: dict[str, Any]) -> ExportRun | Empty | Failed:
+    if "empty" in d:
+        return Empty(d["empty"])
+    return _failed(d) if "error" in d else _build(ExportRun, d)
+
+
 def _rows(cls: type, v: Any) -> Any:
     return _failed(v) if isinstance(v, dict) else [_build(cls, r) for r in v]
 
@@ -324,4 +350,6 @@ def results_from_json(d: dict[str, Any]) -> SuiteResults:
     }
     images = {k: image_run_from_json(v) for k, v in d.get("images", {}).items()}
     speed = {k: device_speed_from_json(v) for k, v in d.get("speed", {}).items()}
-    return _build(SuiteResults, d, materials=mats, images=images, speed=speed)
+    exports = {m: {k: export_run_from_json(v) for k, v in runs.items()}
+               for m, runs in d.get("exports", {}).items()}
+    return _build(SuiteResults, d, materials=mats, images=images, speed=speed, exports=exports)

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.suite.cells import git_revision, run_cell
-from benchmarks.suite.config import BTF_METHODS, NEUMIP_METHODS, BenchConfig
+from benchmarks.suite.config import BTF_METHODS, NEUMIP_METHODS, PARTS, BenchConfig
+from benchmarks.suite.exports import export_cell
 from benchmarks.suite.images import image_cell
 from benchmarks.suite.quality import (
     MaterialFile,
@@ -33,6 +34,7 @@ from benchmarks.suite.report import update_readme, write_plots, write_results_md
 from benchmarks.suite.results import (
     DeviceSpeed,
     Empty,
+    ExportRun,
     Failed,
     ImageRun,
     MaterialResult,
@@ -50,8 +52,10 @@ from benchmarks.suite.speed import (
     query_rows,
     train_rows,
 )
+from neumip.model import NeuMIP
 from plumbing.atomic import atomic_path, check_output_dir
 from plumbing.thread_share import share_threads
+from renderer.export import ExportError, check_viewer_model
 
 T = TypeVar("T")
 
@@ -136,6 +140,25 @@ def image_cells(cfg: BenchConfig, mats: list[MaterialFile], checkpoints: dict[st
             shutil.copyfile(result.sheet, run_dir / f"compare_{mat.name}.png")
 
 
+def export_cells(cfg: BenchConfig, mats: list[MaterialFile], checkpoints: dict[str, dict[str, str]],
+                 cells: Path, results: SuiteResults) -> None:
+    """Run (or reuse) every NeuMIP method's export cell (its first seed's checkpoint) into
+    ``results.exports``; a model the viewer does not implement is an empty cell saying why."""
+    for mat in mats:
+        out = results.exports.setdefault(mat.name, {})
+        for method, ckpt in checkpoints[mat.name].items():
+            try:
+                check_viewer_model(NeuMIP.load(ckpt, backend="torch").cfg, method)
+            except ExportError as e:
+                out[method] = Empty(str(e))
+                continue
+            result = out[method] = run_cell(export_cell(mat, method, ckpt, cfg.suite, cells), cfg.rerun)
+            if isinstance(result, ExportRun):
+                kib = result.export_bytes["fp16"] / 1024
+                tqdm.write(f"{mat.name:16s} {method:20s} export fp16 {kib:.0f} KiB, "
+                           f"int8 loses at most {result.largest_loss('int8'):.3f} dB")
+
+
 def write_report(cfg: BenchConfig, results: SuiteResults, run_dir: Path) -> dict[str, Path]:
     """results.json, the plots and RESULTS.md into the run folder, and into docs/ and the
     README's headline block with ``publish``."""
@@ -192,7 +215,7 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
         return write_report(cfg, results, run_dir)
     run_dir = fresh_run_dir(root / "runs" / f"{stamp}_{suite.name}")
     cells = root / "cells"
-    parts = cfg.only or ["quality", "images", "speed"]
+    parts = cfg.only or list(PARTS)
     t_start = time.perf_counter()
     results = SuiteResults(asdict(suite), machine(), git_revision(), command, stamp)
     mats = material_files(suite, root / "data", cfg.progress)
@@ -202,6 +225,8 @@ def run_bench(cfg: BenchConfig, command: str = "") -> dict[str, Path]:
         checkpoints = kept_checkpoints(cfg, mats, cells)
     if "images" in parts:
         image_cells(cfg, mats, checkpoints, cells, run_dir, results)
+    if "exports" in parts:
+        export_cells(cfg, mats, checkpoints, cells, results)
     if "speed" in parts and suite.speed:
         results.speed = run_speed(cfg, mats, checkpoints, run_dir)
     results.seconds = time.perf_counter() - t_start

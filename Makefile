@@ -19,16 +19,19 @@ install: $(STAMP)
 # (model=plus, the project's variant: on weave better than the faithful model=full at every level,
 # mean of two seeds, docs/RESULTS.md) with the cpu preset (7-9 minutes on 2 cores), evaluate it on the
 # held-out directions, and render the plane scene with it beside the measured BTF, the naive, LEAN
-# and MIPNet SVBRDF mipmaps and the supersampled reference.
+# and MIPNet SVBRDF mipmaps and the supersampled reference; export it and LEAN for the browser viewer.
 demo: install
 	test -f outputs/data/weave.h5 || $(VENV)/bin/btf-generate material=weave \
 		out=outputs/data/weave.h5 preview=$(DEMO)/weave_preview.png
 	$(VENV)/bin/neumip-train data=weave model=plus preset=cpu out_dir=$(DEMO)/neumip_weave overwrite=true
 	$(VENV)/bin/neumip-render scene=plane checkpoint=$(DEMO)/neumip_weave/checkpoints/last.safetensors \
 		'compare=[neumip,measured,naive,lean,mipnet]' width=512 height=384 reference_spp=4 out=$(DEMO)/render
+	$(VENV)/bin/neumip-export $(DEMO)/neumip_weave/checkpoints/last.safetensors out=$(DEMO)/export/neumip
+	$(VENV)/bin/neumip-export lean:outputs/data/weave.h5 out=$(DEMO)/export/lean
 	@echo "demo: data outputs/data/weave.h5"
 	@echo "demo: model, eval.md and eval_psnr.png in $(DEMO)/neumip_weave/checkpoints"
 	@echo "demo: plane scene (NeuMIP, measured BTF, naive, LEAN, MIPNet, reference; compare.png, compare.md) in $(DEMO)/render"
+	@echo "demo: see it live in a browser (NeuMIP | LEAN): $(VENV)/bin/neumip-view $(DEMO)/export/neumip $(DEMO)/export/lean"
 
 test: install
 	$(PY) -m pytest -q

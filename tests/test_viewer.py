@@ -34,16 +34,16 @@ SIZE = 256
 LIGHT = [0.4, 0.8, 0.5]  # towards the camera side: the sphere's visible half is lit
 
 
-def renderer_frame(spec: str, scene: str) -> np.ndarray:
+def renderer_frame(spec: str, scene: str, size: int = SIZE, lod_mode: str = "max") -> np.ndarray:
     """The project renderer's frame of a viewer scene, lit as the viewer lights it (directional)."""
     cfg = {**scene_configs()[scene], "light": "directional", "light_direction": LIGHT}
-    image, _ = render(build_scene(SceneConfig(**cfg), SIZE, SIZE), open_material(spec),
-                      RenderSettings(progress=False))
+    image, _ = render(build_scene(SceneConfig(**cfg), size, size), open_material(spec),
+                      RenderSettings(progress=False, lod_mode=lod_mode))
     return image
 
 
-def browser_frames(folders: list[Path], scene: str, **query) -> list[np.ndarray]:
-    query = {"scene": scene, "width": SIZE, "height": SIZE, "light": ",".join(map(str, LIGHT)), **query}
+def browser_frames(folders: list[Path], scene: str, size: int = SIZE, **query) -> list[np.ndarray]:
+    query = {"scene": scene, "width": size, "height": size, "light": ",".join(map(str, LIGHT)), **query}
     run = run_page(folders, [f.name for f in folders], query, timeout=300)
     assert run.errors == []
     return [f.rgb for f in run.frames]
@@ -68,6 +68,27 @@ def test_neumip_frame_equals_the_renderers(neumip_exports, scene):
     fp16, int8 = browser_frames(folders, scene)
     assert score(reference, fp16, "fp16")[0].psnr >= 40.0
     assert score(reference, int8, "int8")[0].psnr >= 35.0
+
+
+def test_anisotropic_probes_equal_the_renderers(neumip_exports):
+    spec, folders = neumip_exports
+    reference = renderer_frame(spec, "plane", 128, lod_mode="aniso")
+    (frame,) = browser_frames(folders[:1], "plane", 128, lod_mode="aniso", max_aniso=16)
+    assert score(reference, frame, "aniso")[0].psnr >= 40.0
+    assert score(renderer_frame(spec, "plane", 128), frame, "max")[0].psnr < 40.0  # it is not max
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(backend="torch", direction_encoding="sh3", use_offset=False),  # the no-offset ablation
+    ModelConfig(backend="torch", direction_encoding="equi_tan", levels=1),  # the single-level ablation
+    ModelConfig(backend="torch", direction_encoding="equi", shadow_mask=False),
+], ids=["sh3_no_offset", "equi_tan_single_level", "equi_no_mask"])
+def test_every_encoding_and_ablation_in_the_shader(cfg, tmp_path):
+    model = random_neumip(cfg, resolution=32)
+    spec = f"neumip:{model.save(tmp_path / 'm.safetensors')}"
+    folder = export_material(open_material(spec), tmp_path / "e", "fp16")
+    (frame,) = browser_frames([folder], "plane", 128)
+    assert score(renderer_frame(spec, "plane", 128), frame, "fp16")[0].psnr >= 40.0
 
 
 def test_a_wrong_tangent_frame_fails(neumip_exports):

@@ -50,7 +50,7 @@ from renderer.materials import ConstantMaterial, Material, NeuMIPMaterial
 FORMAT_VERSION = 1
 PRECISIONS = ("fp16", "int8", "fp32")
 #: Decoders and encodings the viewer's shader implements (others are refused, naming them).
-VIEWER_DECODERS = ("yuv_log",)
+VIEWER_DECODERS = ("yuv_log", "lobe_residual")
 VIEWER_ENCODINGS = ("xy", "equi", "equi_tan", "sh3")
 #: The SVBRDF texture's channels, in the order the shader reads them (LEAN slope moments, then
 #: the linear fields), as :class:`~renderer.baselines.material.SVBRDFPyramidMaterial` filters them.
@@ -138,39 +138,41 @@ def _mlp_entry(name: str, mlp: Any, precision: str, folder: Path) -> dict[str, A
 def check_viewer_model(cfg: ModelConfig, what: str) -> None:
     """Refuse, in one line, a model whose parts the viewer's shader does not implement."""
     if cfg.decoder not in VIEWER_DECODERS:
-        raise ExportError(f"{what}: decoder {cfg.decoder!r} (model=hybrid) is not exported yet: the "
-                          f"viewer implements {', '.join(VIEWER_DECODERS)}")
-    if cfg.horizon_azimuths:
-        raise ExportError(f"{what}: horizon features (model=horizon, horizon_azimuths="
-                          f"{cfg.horizon_azimuths}) are not exported yet")
+        raise ExportError(f"{what}: decoder {cfg.decoder!r} is not exported yet: the viewer implements "
+                          f"{', '.join(VIEWER_DECODERS)}")
     if cfg.direction_encoding not in VIEWER_ENCODINGS:
         raise ExportError(f"{what}: direction encoding {cfg.direction_encoding!r} is not in the "
                           f"viewer ({', '.join(VIEWER_ENCODINGS)})")
 
 
-def _neumip_textures(model: NeuMIP) -> tuple[list[torch.Tensor], torch.Tensor | None, dict[str, float]]:
-    """The textures exactly as the model reads them: (latent levels (H_k, W_k, C), offset texture
-    (R, R, C) or None, the blur sigmas baked into them)."""
+def _neumip_textures(model: NeuMIP) -> tuple[dict[str, list[torch.Tensor]], dict[str, float]]:
+    """The textures exactly as the model reads them, {name: levels (H_k, W_k, C)}: ``latent``;
+    ``offset`` (one level) with the offset network; ``lobe`` (model=hybrid: raw lobe texels,
+    unblurred, read in the latents' lookup); ``horizon`` (model=horizon: K raw horizons and a raw
+    softness, blurred as the latents); and the blur sigmas baked into them."""
     sigma = float(model.blur_sigma)
     with torch.no_grad():
-        latent = [t[0].detach().float().cpu() for t in model.pyramid.blurred_levels(sigma)]
+        textures = {"latent": [t[0].detach().float().cpu() for t in model.pyramid.blurred_levels(sigma)]}
         baked = {"latent_blur_sigma": sigma}
-        offset = None
         if model.offset is not None:
             offset_sigma = max(sigma, model.offset.blur_min)
-            offset = model.offset.blurred_texture(offset_sigma)[0].detach().float().cpu()
+            textures["offset"] = [model.offset.blurred_texture(offset_sigma)[0].detach().float().cpu()]
             baked["offset_blur_sigma"] = offset_sigma
-    return latent, offset, baked
+        if model.lobe is not None:
+            textures["lobe"] = [t[0].detach().float().cpu() for t in model.lobe.levels]
+        if model.horizon is not None:
+            textures["horizon"] = [t[0].detach().float().cpu()
+                                   for t in model.horizon.pyramid.blurred_levels(sigma)]
+    return textures, baked
 
 
 def export_neumip(model: NeuMIP, folder: Path, precision: str, name: str) -> dict[str, Any]:
     """Write a NeuMIP model's textures and networks into ``folder``; its manifest."""
     check_viewer_model(model.cfg, name)
-    latent, offset, baked = _neumip_textures(model)
-    textures = {"latent": _texture_entry("latent", latent, precision, folder)}
+    textures, baked = _neumip_textures(model)
+    entries = {k: _texture_entry(k, levels, precision, folder) for k, levels in textures.items()}
     networks = {"decoder": _mlp_entry("decoder", model.decoder.mlp, precision, folder)}
-    if offset is not None:
-        textures["offset"] = _texture_entry("offset", [offset], precision, folder)
+    if model.offset is not None:
         networks["offset"] = _mlp_entry("offset", model.offset.mlp, precision, folder)
     data = model.metadata or {}
     return {
@@ -179,7 +181,7 @@ def export_neumip(model: NeuMIP, folder: Path, precision: str, name: str) -> dic
         "n_levels": model.n_levels,
         "model": {k: v for k, v in dataclasses.asdict(model.cfg).items() if k != "backend"},
         "baked": baked,
-        "textures": textures,
+        "textures": entries,
         "networks": networks,
         "data": {"name": data.get("name"), "fingerprint": data.get("fingerprint"), "path": data.get("path")},
     }
@@ -312,6 +314,24 @@ def _read_mlp(folder: Path, entry: dict[str, Any]) -> torch.Tensor:
     return torch.from_numpy(raw.astype(np.float32))
 
 
+def _set_textures(model: NeuMIP, textures: dict[str, list[torch.Tensor]]) -> None:
+    """Put texture levels {name: [(H_k, W_k, C)]} (as :func:`_neumip_textures` names them) into
+    the model's parameters, the blur already baked in."""
+    with torch.no_grad():
+        for t, lv in zip(model.pyramid.levels, textures["latent"], strict=True):
+            t.copy_(lv[None])
+        if model.offset is not None:
+            model.offset.texture.copy_(textures["offset"][0][None])
+            model.offset.blur_min = 0.0
+        if model.lobe is not None:
+            for t, lv in zip(model.lobe.levels, textures["lobe"], strict=True):
+                t.copy_(lv[None])
+        if model.horizon is not None:
+            for t, lv in zip(model.horizon.pyramid.levels, textures["horizon"], strict=True):
+                t.copy_(lv[None])
+        model.blur_sigma.zero_()
+
+
 def load_export(folder: str | Path) -> NeuMIP:
     """A NeuMIP export read back into the torch model (eval mode, torch backend): the manifest's
     model config, its networks' weights and its textures (blur already baked in, so the model
@@ -322,15 +342,11 @@ def load_export(folder: str | Path) -> NeuMIP:
         raise ExportError(f"{folder}: a {manifest.get('kind')} export, not a NeuMIP model")
     cfg = ModelConfig(**{**manifest["model"], "backend": "torch", "offset_blur_min": 0.0})
     model = NeuMIP(cfg, manifest["resolution"], manifest.get("data"))
+    _set_textures(model, {k: _read_texture(folder, e) for k, e in manifest["textures"].items()})
     with torch.no_grad():
-        for t, lv in zip(model.pyramid.levels, _read_texture(folder, manifest["textures"]["latent"]),
-                         strict=True):
-            t.copy_(lv[None])
         model.decoder.mlp.params.copy_(_read_mlp(folder, manifest["networks"]["decoder"]))
         if model.offset is not None:
-            model.offset.texture.copy_(_read_texture(folder, manifest["textures"]["offset"])[0][None])
             model.offset.mlp.params.copy_(_read_mlp(folder, manifest["networks"]["offset"]))
-        model.blur_sigma.zero_()
     return model.eval()
 
 
@@ -340,19 +356,12 @@ def quantised_model(model: NeuMIP, precision: str) -> NeuMIP:
     its held-out scores are the export's, evaluated through the torch model."""
     check_precision(precision)
     check_viewer_model(model.cfg, "quantised_model")
-    latent, offset, _ = _neumip_textures(model)
+    textures, _ = _neumip_textures(model)
     q = copy.deepcopy(model)
     q.cfg = dataclasses.replace(model.cfg, offset_blur_min=0.0)
-    with torch.no_grad():
-        for t, lv in zip(q.pyramid.levels, quantise_levels(latent, precision)[0], strict=True):
-            t.copy_(lv[None])
-        nets = [q.decoder.mlp]
-        if q.offset is not None:
-            q.offset.blur_min = 0.0
-            q.offset.texture.copy_(quantise_levels([offset], precision)[0][0][None])
-            nets.append(q.offset.mlp)
-        if precision != "fp32":
-            for mlp in nets:
+    _set_textures(q, {k: quantise_levels(levels, precision)[0] for k, levels in textures.items()})
+    if precision != "fp32":
+        with torch.no_grad():
+            for mlp in [q.decoder.mlp] + ([q.offset.mlp] if q.offset is not None else []):
                 mlp.params.copy_(mlp.params.half().float())
-        q.blur_sigma.zero_()
     return q.eval()

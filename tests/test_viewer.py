@@ -82,7 +82,11 @@ def test_anisotropic_probes_equal_the_renderers(neumip_exports):
     ModelConfig(backend="torch", direction_encoding="sh3", use_offset=False),  # the no-offset ablation
     ModelConfig(backend="torch", direction_encoding="equi_tan", levels=1),  # the single-level ablation
     ModelConfig(backend="torch", direction_encoding="equi", shadow_mask=False),
-], ids=["sh3_no_offset", "equi_tan_single_level", "equi_no_mask"])
+    ModelConfig(backend="torch", decoder="lobe_residual"),  # model=hybrid
+    ModelConfig(backend="torch", horizon_azimuths=8),  # model=horizon
+    ModelConfig(backend="torch", decoder="lobe_residual", horizon_azimuths=8, latent_channels=16,
+                decoder_width=64),  # model=hybrid_horizon
+], ids=["sh3_no_offset", "equi_tan_single_level", "equi_no_mask", "hybrid", "horizon", "hybrid_horizon"])
 def test_every_encoding_and_ablation_in_the_shader(cfg, tmp_path):
     model = random_neumip(cfg, resolution=32)
     spec = f"neumip:{model.save(tmp_path / 'm.safetensors')}"

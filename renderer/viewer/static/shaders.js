@@ -258,12 +258,47 @@ void encode(vec3 w, out float e[16]) {
 ` },
 };
 
+// neumip/horizon.py HorizonFeatures: K learned horizons and a softness, soft visibility of a direction
+function horizonCode(K) {
+  return `
+float soft_visibility(float hz[${K}], float tau, vec3 w) {
+  float phi = atan(w.y, w.x);
+  float x = mod(phi, 2.0 * PI) / (2.0 * PI) * float(${K});
+  int i0 = min(int(floor(x)), ${K - 1});
+  float t = x - float(i0);
+  int i1 = (i0 + 1) % ${K};
+  float h = hz[i0] + (hz[i1] - hz[i0]) * t;
+  float elev = asin(clamp(w.z, -1.0, 1.0));
+  return 1.0 / (1.0 + exp(-(elev - h) / tau));
+}
+`;
+}
+
+// neumip/lobe_pyramid.py lobe_params + shade_raw: the analytic lobe of model=hybrid
+const LOBE_CODE = `
+vec3 lobe_shade(float raw[10], vec3 wi, vec3 wo) {
+  vec3 albedo = 1.0 / (1.0 + exp(-vec3(raw[0], raw[1], raw[2])));
+  vec3 n = normalize(vec3(raw[3], raw[4], 1.0));
+  float m0 = raw[5], m1 = raw[6], m2 = raw[7];
+  vec3 sig = vec3(m0 * m0 + m2 * m2, m1 * m1 + m2 * m2, (m0 + m1) * m2) + vec3(1e-6, 1e-6, 0.0);
+  float metallic = 1.0 / (1.0 + exp(-raw[8]));
+  float specular = 0.16 / (1.0 + exp(-raw[9]));
+  vec3 wi_l = to_local_frame(wi, n), wo_l = to_local_frame(wo, n);
+  return microfacet_brdf(wi_l, wo_l, albedo, sig, metallic, specular) * (max(wi_l.z, 0.0) / wi.z);
+}
+`;
+
 function neumipMaterial(m) {
   const cfg = m.model, lat = m.textures.latent, dec = m.networks.decoder;
   const enc = ENCODINGS[cfg.direction_encoding];
   if (!enc) throw new Error(`direction encoding ${cfg.direction_encoding} is not in this viewer`);
+  const lobe = m.textures.lobe, hor = m.textures.horizon;
+  if (cfg.decoder === "lobe_residual" && !lobe) throw new Error("a lobe_residual decoder needs the lobe texture");
+  if (!["yuv_log", "lobe_residual"].includes(cfg.decoder)) throw new Error(`decoder ${cfg.decoder} is not in this viewer`);
   let s = textureUniforms("lat", lat) + mlpFunction("dec", dec) + enc.code;
   if (m.textures.offset) s += textureUniforms("off", m.textures.offset) + mlpFunction("off", m.networks.offset);
+  if (lobe) s += textureUniforms("lobe", lobe) + SVBRDF_SHADING + LOBE_CODE;
+  if (hor) s += textureUniforms("hor", hor) + horizonCode(cfg.horizon_azimuths);
   const C = lat.channels;
   s += `vec3 material(vec2 uv, vec3 wi, vec3 wo, float lod) {\n`;
   if (m.textures.offset) {  // neumip/neural_offset.py: uv + r wo.xy / max(wo.z, min_cos)
@@ -281,16 +316,41 @@ function neumipMaterial(m) {
   s += `  vec4 lv[${lat.groups}];\n` + readTexture("lat", lat, "lv", "uv", "lod");
   s += `  float f[${dec.in_pad}];\n  for (int i = 0; i < ${dec.in_pad}; i++) f[i] = 1.0;\n`;
   for (let c = 0; c < C; c++) s += `  f[${c}] = lv[${c >> 2}][${c & 3}];\n`;
+  let at = C;  // the decoder's input: latent, [v(wi), v(wo)], enc(wi), enc(wo), [log1p(lobe)]
+  if (hor) {
+    const K = cfg.horizon_azimuths;
+    s += `  vec4 hv[${hor.groups}];\n` + readTexture("hor", hor, "hv", "uv", "lod");
+    s += `  float hz[${K}];\n`;
+    for (let k = 0; k < K; k++) s += `  hz[${k}] = 0.5 * PI / (1.0 + exp(-hv[${k >> 2}][${k & 3}]));\n`;
+    s += `  float tau = 0.1 * exp(hv[${K >> 2}][${K & 3}]);\n`;
+    s += `  f[${at}] = soft_visibility(hz, tau, wi);\n  f[${at + 1}] = soft_visibility(hz, tau, wo);\n`;
+    at += 2;
+  }
   s += `  float ei[${enc.width}];\n  float eo[${enc.width}];\n  encode(wi, ei);\n  encode(wo, eo);\n`;
-  s += `  for (int i = 0; i < ${enc.width}; i++) { f[${C} + i] = ei[i]; f[${C + enc.width} + i] = eo[i]; }\n`;
+  s += `  for (int i = 0; i < ${enc.width}; i++) { f[${at} + i] = ei[i]; f[${at + enc.width} + i] = eo[i]; }\n`;
+  at += 2 * enc.width;
+  if (lobe) {
+    s += `  vec4 lb[${lobe.groups}];\n` + readTexture("lobe", lobe, "lb", "uv", "lod");
+    s += `  float raw[10];\n`;
+    for (let c = 0; c < 10; c++) s += `  raw[${c}] = lb[${c >> 2}][${c & 3}];\n`;
+    s += `  vec3 base = lobe_shade(raw, wi, wo);\n`;
+    s += `  vec3 lb1 = log(1.0 + max(base, 0.0));\n`;
+    s += `  f[${at}] = lb1.x;\n  f[${at + 1}] = lb1.y;\n  f[${at + 2}] = lb1.z;\n`;
+  }
   s += `  vec4 x[${dec.in_pad / 4}];\n`;
   s += `  for (int i = 0; i < ${dec.in_pad / 4}; i++) x[i] = vec4(f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]);\n`;
   s += `  vec4 y[${Math.ceil(dec.n_out / 4)}];\n  dec_mlp(x, y);\n`;
-  // neumip/decoder.py YUVLogDecoder.head: expm1(YUV->RGB(t)) (x (0.1 + sigmoid(m))), >= 0
   s += `  vec3 t = vec3(y[0].x, y[0].y, y[0].z);\n`;
   s += `  vec3 lin = vec3(t.x + 1.13983 * t.z, t.x - 0.39465 * t.y - 0.58060 * t.z, t.x + 2.03211 * t.y);\n`;
-  s += `  vec3 rgb = exp(lin) - 1.0;\n`;
-  if (cfg.shadow_mask) s += `  vec3 m = vec3(y[0].w, y[1].x, y[1].y);\n  rgb *= 0.1 + 1.0 / (1.0 + exp(-m));\n`;
+  if (cfg.decoder === "lobe_residual") {
+    // neumip/decoder.py LobeResidualDecoder: base 2 sigmoid(v) + expm1(YUV->RGB(t)), >= 0
+    s += `  vec3 v = vec3(y[0].w, y[1].x, y[1].y);\n`;
+    s += `  vec3 rgb = base * (2.0 / (1.0 + exp(-v))) + (exp(lin) - 1.0);\n`;
+  } else {
+    // neumip/decoder.py YUVLogDecoder.head: expm1(YUV->RGB(t)) (x (0.1 + sigmoid(m))), >= 0
+    s += `  vec3 rgb = exp(lin) - 1.0;\n`;
+    if (cfg.shadow_mask) s += `  vec3 m = vec3(y[0].w, y[1].x, y[1].y);\n  rgb *= 0.1 + 1.0 / (1.0 + exp(-m));\n`;
+  }
   s += `  return max(rgb, 0.0);\n}\n`;
   return s;
 }

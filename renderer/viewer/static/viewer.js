@@ -134,7 +134,7 @@ class MaterialProgram {
     this.label = loaded.label;
     this.program = program(gl, fragmentShader(m));
     this.units = [];  // [uniform name, texture]
-    const names = { latent: "lat", offset: "off", svbrdf: "sv" };
+    const names = { latent: "lat", offset: "off", svbrdf: "sv", lobe: "lobe", horizon: "hor" };
     for (const [name, entry] of Object.entries(m.textures || {})) {
       const texs = pyramidTextures(gl, entry, loaded.files[entry.file], loaded.label);
       texs.forEach((t, g) => this.units.push([`u_${names[name]}${g}`, t]));

@@ -14,6 +14,7 @@ and so is the background.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -54,9 +55,15 @@ class RenderSettings:
     """``aniso`` only: most probes per pixel (GPU anisotropic filtering's 16x)."""
     device: str = "cpu"
     progress: bool = True
+    precision: str = "fp32"
+    """How the material is evaluated: ``fp32``, or ``bf16``: its matrix products in bfloat16
+    (torch autocast; AMX on CPUs that have it), for NeuMIP's decoders about 1.5x the whole query's
+    rate; the frame differs from the fp32 frame by round-off (benchmarks/bench_speed.py measures
+    it per material). Lookups and shading stay in float32."""
 
     def __post_init__(self) -> None:
         require(self.chunk >= 1, "settings.chunk", self.chunk, ">= 1")
+        require(self.precision in ("fp32", "bf16"), "settings.precision", self.precision, "fp32 or bf16")
         require(self.lod_mode in ("max", "mean", "aniso"), "settings.lod_mode", self.lod_mode,
                 "max, mean or aniso")
         require(self.max_aniso >= 1, "settings.max_aniso", self.max_aniso, ">= 1")
@@ -120,16 +127,30 @@ def anisotropic_probes(uv: torch.Tensor, duvdx: torch.Tensor, duvdy: torch.Tenso
     return AnisoProbes(uv[owner] + t[:, None] * axis[owner], lod, owner, (1.0 / n)[:, None])
 
 
+def material_precision(settings: RenderSettings) -> contextlib.AbstractContextManager:
+    """The context a material is evaluated in: bfloat16 matrix products for ``precision=bf16``."""
+    if settings.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(settings.device).type, dtype=torch.bfloat16)
+
+
 def eval_footprint(material: Material, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                    duvdx: torch.Tensor, duvdy: torch.Tensor, settings: RenderSettings) -> torch.Tensor:
     """The material (N, 3) filtered over each query's footprint as ``settings.lod_mode`` says;
-    footprints are measured in the material's own level-0 texels."""
+    footprints are measured in the material's own level-0 texels; float32 (N, 3) whatever the
+    precision it was evaluated in."""
+    with material_precision(settings):
+        return _eval_footprint(material, uv, wi, wo, duvdx, duvdy, settings).float()
+
+
+def _eval_footprint(material: Material, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                    duvdx: torch.Tensor, duvdy: torch.Tensor, settings: RenderSettings) -> torch.Tensor:
     res, n_levels = material.resolution, material.n_levels
     if settings.lod_mode != "aniso":
         lod = footprint_to_lod(duvdx, duvdy, res, n_levels, settings.lod_mode)
         return material.eval(uv, wi, wo, lod)
     p = anisotropic_probes(uv, duvdx, duvdy, res, n_levels, settings.max_aniso)
-    rgb = material.eval(p.uv, wi[p.owner], wo[p.owner], p.lod)
+    rgb = material.eval(p.uv, wi[p.owner], wo[p.owner], p.lod).float()  # averaged in float32
     out = torch.zeros(uv.shape[0], 3, dtype=rgb.dtype, device=rgb.device)
     return out.index_add_(0, p.owner, rgb * p.weight)
 
@@ -198,8 +219,9 @@ def render(scene: Scene, material: Material, settings: RenderSettings, samples_p
                 rgb = eval_footprint(material, hit.uv[sel], wi[sel], wo[sel], duvdx[sel], duvdy[sel],
                                      settings)
             else:
-                rgb = material.eval(hit.uv[sel], wi[sel], wo[sel],
-                                    torch.full((sel.shape[0],), float(fixed_lod), device=dev))
+                with material_precision(settings):
+                    rgb = material.eval(hit.uv[sel], wi[sel], wo[sel],
+                                        torch.full((sel.shape[0],), float(fixed_lod), device=dev)).float()
             synchronize(dev)
             t2 = time.perf_counter()
             radiance = rgb * (wi[sel, 2:3] * irradiance[sel])

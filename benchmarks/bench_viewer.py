@@ -20,9 +20,8 @@ import numpy as np
 
 from btf_data.btf_file import BTFFile
 from neumip.checkpoint import training_data_path
-from neumip.evaluate import evaluate_levels
 from plumbing.atomic import atomic_path
-from renderer.export import PRECISIONS, export_material, quantised_model, read_manifest
+from renderer.export import PRECISIONS, export_material, held_out_by_precision, read_manifest
 from renderer.material_specs import open_material
 from renderer.output import score
 from renderer.render import RenderSettings, render
@@ -42,6 +41,22 @@ def renderer_frame(spec: str, scene: str, size: int, light: list[float]) -> tupl
         build_scene(SceneConfig(**cfg), size, size), open_material(spec), RenderSettings(progress=False)
     )
     return image, time.perf_counter() - t0
+
+
+def browser_rows(spec: str, folders: list[Path], labels: list[str], scene: str, size: int,
+                 light: list[float], repeats: int) -> dict[str, dict[str, float]]:
+    """Each export of ``spec`` rendered in the browser against the renderer's frame of ``spec``:
+    {label: PSNR, max abs error, browser and renderer ms per frame}."""
+    ref, ref_seconds = renderer_frame(spec, scene, size, light)
+    query = {"scene": scene, "width": size, "height": size, "light": ",".join(map(str, light)),
+             "repeats": repeats}
+    run = run_page(folders, labels, query, timeout=900)
+    if run.errors:
+        raise SystemExit(f"the page reported: {run.errors}")
+    return {f.label: {"psnr_db": score(ref, f.rgb, f.label)[0].psnr,
+                      "max_abs": float(np.abs(f.rgb - ref).max()),
+                      "browser_ms": float(np.median(f.ms)), "renderer_ms": 1000 * ref_seconds}
+            for f in run.frames}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,15 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     with BTFFile(data) as btf:
         synthetic = btf.svbrdf() is not None
         btf_bytes = data.stat().st_size
-        scores = {
-            prec: [
-                s.psnr
-                for s in evaluate_levels(
-                    model if prec == "fp32" else quantised_model(model, prec), btf, args.levels, "held_out"
-                )
-            ]
-            for prec in PRECISIONS
-        }
+        scores = held_out_by_precision(model, btf, args.levels)
     lean = (
         export_material(open_material(f"lean:{data}"), out / "lean_fp16", "fp16", f"lean:{data}")
         if synthetic
@@ -92,51 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parity: dict[str, dict[str, dict[str, float]]] = {}
     for scene in SCENES:
-        ref, ref_seconds = renderer_frame(spec, scene, args.size, light)
-        folders = [exports["fp16"], exports["int8"]]
-        run = run_page(
-            folders,
-            ["fp16", "int8"],
-            {
-                "scene": scene,
-                "width": args.size,
-                "height": args.size,
-                "light": ",".join(map(str, light)),
-                "repeats": args.repeats,
-            },
-            timeout=900,
-        )
-        if run.errors:
-            raise SystemExit(f"the page reported: {run.errors}")
-        parity[scene] = {
-            f.label: {
-                "psnr_db": score(ref, f.rgb, f.label)[0].psnr,
-                "max_abs": float(np.abs(f.rgb - ref).max()),
-                "browser_ms": float(np.median(f.ms)),
-                "renderer_ms": 1000 * ref_seconds,
-            }
-            for f in run.frames
-        }
+        parity[scene] = browser_rows(spec, [exports["fp16"], exports["int8"]], ["fp16", "int8"], scene,
+                                     args.size, light, args.repeats)
         if lean is not None:
-            lref, _ = renderer_frame(f"lean:{data}", scene, args.size, light)
-            (lf,) = run_page(
-                [lean],
-                ["lean"],
-                {
-                    "scene": scene,
-                    "width": args.size,
-                    "height": args.size,
-                    "light": ",".join(map(str, light)),
-                    "repeats": args.repeats,
-                },
-                timeout=900,
-            ).frames
-            parity[scene]["lean fp16"] = {
-                "psnr_db": score(lref, lf.rgb, "lean")[0].psnr,
-                "max_abs": float(np.abs(lf.rgb - lref).max()),
-                "browser_ms": float(np.median(lf.ms)),
-                "renderer_ms": float("nan"),
-            }
+            parity[scene].update(browser_rows(f"lean:{data}", [lean], ["lean fp16"], scene, args.size, light,
+                                              args.repeats))
 
     lines = [
         f"# Viewer: {data.name}, {ckpt}",

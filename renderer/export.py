@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from btf_data.btf_file import file_fingerprint
+from btf_data.btf_file import BTFFile, file_fingerprint
 from neumip.config import ModelConfig
+from neumip.evaluate import evaluate_levels
 from neumip.model import NeuMIP
 from plumbing.atomic import check_output_dir
 from renderer.baselines.material import SVBRDFPyramidMaterial
@@ -348,6 +349,14 @@ def load_export(folder: str | Path) -> NeuMIP:
         if model.offset is not None:
             model.offset.mlp.params.copy_(_read_mlp(folder, manifest["networks"]["offset"]))
     return model.eval()
+
+
+def held_out_by_precision(model: NeuMIP, btf: BTFFile, levels: int) -> dict[str, list[float]]:
+    """Held-out PSNR per level of each export precision, through the torch model holding exactly
+    that precision's rounding (:func:`quantised_model`; fp32 is the model itself)."""
+    return {p: [s.psnr for s in evaluate_levels(model if p == "fp32" else quantised_model(model, p), btf,
+                                                levels, "held_out")]
+            for p in PRECISIONS}
 
 
 def quantised_model(model: NeuMIP, precision: str) -> NeuMIP:

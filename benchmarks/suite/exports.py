@@ -12,8 +12,7 @@ from benchmarks.suite.config import SuiteConfig
 from benchmarks.suite.quality import MaterialFile
 from benchmarks.suite.results import ExportRun, export_run_from_json
 from btf_data.btf_file import BTFFile, file_fingerprint
-from neumip.evaluate import evaluate_levels
-from renderer.export import PRECISIONS, export_material, quantised_model, read_manifest
+from renderer.export import PRECISIONS, export_material, held_out_by_precision, read_manifest
 from renderer.materials import NeuMIPMaterial
 
 #: The code an export cell's numbers depend on (the exporter, the model it reads, scoring).
@@ -32,15 +31,7 @@ def export_cell(
         model = material.model
         folders = {p: export_material(material, cell_dir / p, p, f"neumip:{checkpoint}") for p in PRECISIONS}
         with BTFFile(mat.path) as btf:
-            held_out = {
-                p: [
-                    s.psnr
-                    for s in evaluate_levels(
-                        model if p == "fp32" else quantised_model(model, p), btf, suite.levels, "held_out"
-                    )
-                ]
-                for p in PRECISIONS
-            }
+            held_out = held_out_by_precision(model, btf, suite.levels)
         return ExportRun(
             method=method,
             checkpoint_bytes=Path(checkpoint).stat().st_size,

@@ -214,25 +214,23 @@ function mlpFunction(name, net) {
   return s;
 }
 
+// neumip/direction_encoding.py equidistant: (theta / (pi/2)) (cos phi, sin phi)
+const EQUIDISTANT = `
+vec2 equidistant(vec3 w) {
+  float s = length(w.xy);
+  float theta = atan(s, w.z);
+  float scale = s > 1e-7 ? theta / max(s, 1e-7) : 1.0;
+  return w.xy * scale / (0.5 * PI);
+}
+`;
+
 // neumip/direction_encoding.py, as GLSL returning the encoding's numbers in a float array
 const ENCODINGS = {
   xy: { width: 2, code: `void encode(vec3 w, out float e[2]) { e[0] = w.x; e[1] = w.y; }\n` },
-  equi: { width: 2, code: `
-vec2 equidistant(vec3 w) {
-  float s = length(w.xy);
-  float theta = atan(s, w.z);
-  float scale = s > 1e-7 ? theta / max(s, 1e-7) : 1.0;
-  return w.xy * scale / (0.5 * PI);
-}
+  equi: { width: 2, code: EQUIDISTANT + `
 void encode(vec3 w, out float e[2]) { vec2 q = equidistant(w); e[0] = q.x; e[1] = q.y; }
 ` },
-  equi_tan: { width: 4, code: `
-vec2 equidistant(vec3 w) {
-  float s = length(w.xy);
-  float theta = atan(s, w.z);
-  float scale = s > 1e-7 ? theta / max(s, 1e-7) : 1.0;
-  return w.xy * scale / (0.5 * PI);
-}
+  equi_tan: { width: 4, code: EQUIDISTANT + `
 void encode(vec3 w, out float e[4]) {
   vec2 q = equidistant(w);
   float s = length(w.xy);

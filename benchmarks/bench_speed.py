@@ -64,7 +64,7 @@ def main() -> None:
         rows.append(("whole NeuMIP query, 2^20, bf16 autocast", f"{n / t / 1e6:.2f} M queries/s",
                      f"max error {rel:.1e} of the largest output"))
     rows += train_rows(args.data)
-    rows.append(frame_row(args.checkpoint))
+    rows += frame_rows(args.checkpoint)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| operation | measured | bound |\n|---|---|---|")
     for r in rows:
@@ -93,25 +93,32 @@ def train_rows(data: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def frame_row(checkpoint: str) -> tuple[str, str, str]:
+def frame_rows(checkpoint: str) -> list[tuple[str, str, str]]:
+    """The 1920x1080 plane frame in fp32 and with ``settings.precision=bf16``, and how far the
+    bf16 frame is from the fp32 one (PSNR of tone-mapped frames, as frames are scored)."""
     from renderer.materials import NeuMIPMaterial
+    from renderer.output import score
     from renderer.render import RenderSettings, render
     from renderer.scene_config import SceneConfig, build_scene
 
     mat = NeuMIPMaterial(checkpoint)
     scene = build_scene(SceneConfig(), 1920, 1080)
-    settings = RenderSettings(progress=False, chunk=2**18)
-    times = {}
+    rows, frames = [], {}
+    for precision in ("fp32", "bf16"):
+        settings = RenderSettings(progress=False, chunk=2**18, precision=precision)
+        times = {}
 
-    def once():
-        _, ft = render(scene, mat, settings)
-        times["ft"] = ft
+        def once(settings=settings, times=times):
+            times["image"], times["ft"] = render(scene, mat, settings)
 
-    t = best_of(once, repeats=2)
-    ft = times["ft"]
-    split = (f"intersection {1000 * ft.intersect:.0f}, material {1000 * ft.material:.0f}, "
-             f"shading {1000 * ft.shade:.0f} ms")
-    return ("1920x1080 plane frame", f"{1000 * t:.0f} ms", split)
+        t = best_of(once, repeats=2)
+        ft, frames[precision] = times["ft"], times["image"]
+        split = (f"intersection {1000 * ft.intersect:.0f}, material {1000 * ft.material:.0f}, "
+                 f"shading {1000 * ft.shade:.0f} ms")
+        if precision != "fp32":
+            split += f"; {score(frames['fp32'], frames[precision], precision)[0].psnr:.1f} dB from the fp32 frame"
+        rows.append((f"1920x1080 plane frame, {precision}", f"{1000 * t:.0f} ms", split))
+    return rows
 
 
 if __name__ == "__main__":

@@ -116,7 +116,8 @@ def frame_rows(checkpoint: str) -> list[tuple[str, str, str]]:
         split = (f"intersection {1000 * ft.intersect:.0f}, material {1000 * ft.material:.0f}, "
                  f"shading {1000 * ft.shade:.0f} ms")
         if precision != "fp32":
-            split += f"; {score(frames['fp32'], frames[precision], precision)[0].psnr:.1f} dB from the fp32 frame"
+            db = score(frames["fp32"], frames[precision], precision)[0].psnr
+            split += f"; {db:.1f} dB from the fp32 frame"
         rows.append((f"1920x1080 plane frame, {precision}", f"{1000 * t:.0f} ms", split))
     return rows
 

@@ -5,7 +5,8 @@ Folder layout (format version :data:`FORMAT_VERSION`):
 
 - ``manifest.json``: the format version, the material's kind (``neumip``, ``svbrdf``,
   ``constant``), its name, resolution and levels, the precision, the data's name and
-  fingerprint, and for each texture and network where its numbers are in which file;
+  fingerprint, for each texture and network where its numbers are in which file (and its bytes),
+  and ``bytes``: the data files' total (the material's size, without the manifest's 2-3 KiB);
 - one ``texture_<name>.bin`` per texture: its channels in groups of four (one RGBA texture each), every level
   of a group after the other (level 0, the finest, first), each level (H_k, W_k, 4) row-major,
   little-endian ``float16`` (``precision=fp16``), ``uint8`` with a per-channel scale and bias
@@ -238,7 +239,7 @@ def export_material(material: Material, out: str | Path, precision: str = "fp16"
                         fingerprint=file_fingerprint(data_path))
         manifest = {"format": "neumip-export", "format_version": FORMAT_VERSION, "name": material.name,
                     "precision": precision, "source": source, **manifest}
-        manifest["bytes"] = sum(f.stat().st_size for f in tmp.iterdir()) + len(json.dumps(manifest, indent=1))
+        manifest["bytes"] = sum(f.stat().st_size for f in tmp.iterdir())  # the data files, not this manifest
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         os.chmod(tmp, 0o777 & ~_umask())
         _swap_in(tmp, out)

@@ -365,7 +365,21 @@ async function main() {
   if (TEST) { await testFrame(gl, mats, st); return; }
   let pending = false;
   const times = [];
+  const overlay = () => {  // where each material is, named on the canvas
+    const two = mats.length === 2, w = canvas.clientWidth;
+    const cut = st.layout === "side" ? w / 2 : st.split * w;
+    const divider = document.getElementById("divider"), a = document.getElementById("tag_a"),
+      b = document.getElementById("tag_b");
+    divider.hidden = !two;
+    divider.style.left = `${cut}px`;
+    a.hidden = false;
+    a.textContent = mats[0].label;
+    a.style.left = "8px";
+    b.hidden = !two;
+    if (two) { b.textContent = mats[1].label; b.style.left = ""; b.style.right = "8px"; }
+  };
   const draw = () => {
+    overlay();
     if (pending) return;
     pending = true;
     requestAnimationFrame(() => {

@@ -155,6 +155,72 @@ def _eval_footprint(material: Material, uv: torch.Tensor, wi: torch.Tensor, wo: 
     return out.index_add_(0, p.owner, rgb * p.weight)
 
 
+@dataclass
+class PixelQueries:
+    """What a chunk of pixel samples asks of the material: ``valid`` (N,) the ray hit the shape,
+    ``uv`` (N, 2), ``wo`` and ``wi`` (N, 3) unit in the tangent frame, ``irradiance`` (N, 1), and
+    the footprint ``duvdx``, ``duvdy`` (N, 2) (None when not asked for)."""
+
+    valid: torch.Tensor
+    uv: torch.Tensor
+    wo: torch.Tensor
+    wi: torch.Tensor
+    irradiance: torch.Tensor
+    duvdx: torch.Tensor | None
+    duvdy: torch.Tensor | None
+
+
+def pixel_queries(scene: Scene, px: torch.Tensor, py: torch.Tensor, footprint: bool = True,
+                  closed_form: bool = True) -> PixelQueries:
+    """The queries of pixel samples at px, py (N,): camera rays, their hits, tangent frames and
+    footprints. A ground plane seen by the pinhole camera takes :func:`plane_queries`, the same
+    numbers in closed form (``closed_form=False``: the general path, for tests)."""
+    if closed_form and isinstance(scene.shape, GroundPlane):
+        return plane_queries(scene, px, py, footprint)
+    o, d, ddx, ddy = scene.camera.rays(px, py)
+    hit = scene.shape.intersect(o, d)
+    tangent, bitangent, normal = hit.frame()
+    wi_w, irradiance = scene.light.incident(hit.p)
+    duvdx, duvdy = uv_derivatives(hit, d, ddx, ddy) if footprint else (None, None)
+    return PixelQueries(hit.valid, hit.uv, to_tangent_frame(-d, tangent, bitangent, normal),
+                        to_tangent_frame(wi_w, tangent, bitangent, normal), irradiance, duvdx, duvdy)
+
+
+def plane_queries(scene: Scene, px: torch.Tensor, py: torch.Tensor, footprint: bool = True) -> PixelQueries:
+    """:func:`pixel_queries` for the ground plane y = h in closed form, one coordinate at a time:
+    the tangent frame is the constant (T, B, N) = (x, -z, y), so wo = (-d_x, d_z, -d_y); the hit is
+    t = (h - o_y) / d_y; uv = (p_x, -p_z) / s; and a pixel step dd of the ray direction moves the
+    hit by dp = t (dd - dd_y / d_y d), so duv = (dp_x, -dp_z) / s (Igehy's differentials, as
+    :func:`renderer.geometry.uv_derivatives` solves them for any shape)."""
+    cam, plane = scene.camera, scene.shape
+    fwd, right, down = cam.basis(px.device)
+    scale = 2.0 * math.tan(math.radians(cam.fov_y) / 2.0) / cam.height
+    sx = (px - cam.width / 2.0) * scale
+    sy = (py - cam.height / 2.0) * scale
+    raw = [fwd[i] + sx * right[i] + sy * down[i] for i in range(3)]
+    inv_len = torch.rsqrt(raw[0] * raw[0] + raw[1] * raw[1] + raw[2] * raw[2])
+    dx, dy, dz = (r * inv_len for r in raw)
+    safe = torch.where(dy.abs() < 1e-6, torch.full_like(dy, -1e-6), dy)
+    t = (plane.height - cam.eye[1]) / safe
+    valid = (t > 1e-6) & (dy < -1e-6)
+    s = plane.texture_size
+    uv = torch.stack([(cam.eye[0] + t * dx) / s, -(cam.eye[2] + t * dz) / s], 1)
+    wo = torch.stack([-dx, dz, -dy], 1)
+    p = torch.stack([cam.eye[0] + t * dx, torch.full_like(dx, plane.height), cam.eye[2] + t * dz], 1)
+    wi_w, irradiance = scene.light.incident(p)
+    wi = torch.stack([wi_w[:, 0], -wi_w[:, 2], wi_w[:, 1]], 1)
+    if not footprint:
+        return PixelQueries(valid, uv, wo, wi, irradiance, None, None)
+    out = []
+    for axis in (right, down):
+        a = [scale * float(axis[i]) for i in range(3)]
+        along = dx * a[0] + dy * a[1] + dz * a[2]  # d . a
+        dd = [(a[i] - d_i * along) * inv_len for i, d_i in enumerate((dx, dy, dz))]
+        k = dd[1] / safe
+        out.append(torch.stack([t * (dd[0] - k * dx) / s, -t * (dd[2] - k * dz) / s], 1))
+    return PixelQueries(valid, uv, wo, wi, irradiance, out[0], out[1])
+
+
 def to_tangent_frame(v: torch.Tensor, tangent: torch.Tensor, bitangent: torch.Tensor,
                      normal: torch.Tensor) -> torch.Tensor:
     """World vectors v (N, 3) in the tangent frame (T, B, N) (each (N, 3) or (3,)): (N, 3).
@@ -201,26 +267,18 @@ def render(scene: Scene, material: Material, settings: RenderSettings, samples_p
 
             synchronize(dev)
             t0 = time.perf_counter()
-            o, d, ddx, ddy = cam.rays(px, py)
-            hit = scene.shape.intersect(o, d)
-            tangent, bitangent, normal = hit.frame()
-            wo_w = -d
-            wi_w, irradiance = scene.light.incident(hit.p)
-
-            wo = to_tangent_frame(wo_w, tangent, bitangent, normal)
-            wi = to_tangent_frame(wi_w, tangent, bitangent, normal)
-            ok = hit.valid & (wo[:, 2] > 0) & (wi[:, 2] > 0)
+            q = pixel_queries(scene, px, py, footprint=fixed_lod is None)
+            wo, wi, irradiance = q.wo, q.wi, q.irradiance
+            ok = q.valid & (wo[:, 2] > 0) & (wi[:, 2] > 0)
             sel = torch.nonzero(ok, as_tuple=True)[0]
-            if fixed_lod is None:
-                duvdx, duvdy = uv_derivatives(hit, d, ddx, ddy)
             synchronize(dev)
             t1 = time.perf_counter()
             if fixed_lod is None:
-                rgb = eval_footprint(material, hit.uv[sel], wi[sel], wo[sel], duvdx[sel], duvdy[sel],
+                rgb = eval_footprint(material, q.uv[sel], wi[sel], wo[sel], q.duvdx[sel], q.duvdy[sel],
                                      settings)
             else:
                 with material_precision(settings):
-                    rgb = material.eval(hit.uv[sel], wi[sel], wo[sel],
+                    rgb = material.eval(q.uv[sel], wi[sel], wo[sel],
                                         torch.full((sel.shape[0],), float(fixed_lod), device=dev)).float()
             synchronize(dev)
             t2 = time.perf_counter()

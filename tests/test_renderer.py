@@ -351,3 +351,23 @@ def test_bf16_frame_is_the_fp32_frame_within_45_db(tmp_path, lod_mode):
               for p in ("fp32", "bf16")}
     assert frames["bf16"].dtype == np.float32 and not np.array_equal(frames["bf16"], frames["fp32"])
     assert score(frames["fp32"], frames["bf16"], "bf16")[0].psnr >= 45.0
+
+
+@pytest.mark.parametrize("light", [DirectionalLight((0.3, 0.8, -0.5), 3.0), None])
+def test_plane_closed_form_is_the_general_path(light):
+    """The ground plane's closed-form queries (renderer.render.plane_queries) equal the general
+    path's rays, hits, tangent frames and ray differentials, to float32 round-off, at every pixel
+    of a frame that reaches the horizon (and for a point light, whose direction varies)."""
+    from renderer.lights import PointLight
+    from renderer.render import pixel_queries
+
+    scene = build_scene(SceneConfig(), 160, 120)
+    scene.light = light or PointLight((1.0, 3.0, 1.0), 30.0)
+    y, x = torch.meshgrid(torch.arange(120.0), torch.arange(160.0), indexing="ij")
+    px, py = x.flatten() + 0.5, y.flatten() + 0.5
+    fast, general = pixel_queries(scene, px, py), pixel_queries(scene, px, py, closed_form=False)
+    assert torch.equal(fast.valid, general.valid) and 0.5 < fast.valid.float().mean() < 1.0
+    v = fast.valid
+    for name in ("uv", "wo", "wi", "irradiance", "duvdx", "duvdy"):
+        a, b = getattr(fast, name)[v], getattr(general, name)[v]
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (name, (a - b).abs().max())

@@ -191,3 +191,17 @@ def test_command_line(tmp_path):
                           ([str(tmp_path / "none.safetensors"), "out=x"], "no such file")):
         p = subprocess.run([*run, *args], capture_output=True, text=True, cwd=tmp_path)
         assert p.returncode == 2 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_view_command_names_a_taken_port(tmp_path):
+    import socket
+
+    folder = export_material(ConstantMaterial((0.1, 0.2, 0.3)), tmp_path / "c", "fp16")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = subprocess.run([sys.executable, "-m", "renderer.cli.view", str(folder), "--no-browser", "--port",
+                            str(port)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and f"127.0.0.1:{port}: cannot serve there" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         labels = [label(f, read_manifest(f)) for f in folders]  # a broken folder: one line, exit 2
         from renderer.viewer.server import ViewerServer
 
-        server = ViewerServer(folders, labels, host=args.host, port=args.port).start()
+        try:
+            server = ViewerServer(folders, labels, host=args.host, port=args.port).start()
+        except OSError as e:
+            raise ValueError(f"{args.host}:{args.port}: cannot serve there ({e.strerror or e}); "
+                             "pass another --port (0 picks a free one)") from None
     print(f"neumip-view serving {', '.join(labels)}")
     print(f"open        {server.url}", flush=True)
     if not args.no_browser:

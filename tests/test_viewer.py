@@ -27,8 +27,7 @@ if find_chromium() is None:
         raise RuntimeError("CI must run the viewer tests: .ci/run installs chromium")
     pytest.skip("no chromium on this machine (Debian: apt-get install chromium)", allow_module_level=True)
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_export import random_neumip  # noqa: E402
+from tests.test_export import random_neumip  # noqa: E402  (after the skip: a module-level skip first)
 
 SIZE = 256
 LIGHT = [0.4, 0.8, 0.5]  # towards the camera side: the sphere's visible half is lit
@@ -114,7 +113,7 @@ def test_constant_material_within_1e_3(tmp_path):
 
 
 def test_lean_pyramid_frame_equals_the_renderers(tmp_path):
-    from conftest import synthetic_btf
+    from tests.conftest import synthetic_btf
 
     spec = f"lean:{synthetic_btf(tmp_path, 'bumps', 32, 'tiny')}"
     folder = export_material(open_material(spec), tmp_path / "lean", "fp16")

@@ -60,11 +60,21 @@ def check_output_dir(path: str | Path) -> Path:
     return path
 
 
-def user_file_mode() -> int:
-    """The mode a new regular file gets under the current umask (0666 & ~umask)."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def user_file_mode() -> int:
+    """The mode a new regular file gets under the current umask (0666 & ~umask)."""
+    return 0o666 & ~_umask()
+
+
+def user_dir_mode() -> int:
+    """The mode a new folder gets under the current umask (0777 & ~umask); a temporary folder
+    (0700) renamed into place gets it before the rename."""
+    return 0o777 & ~_umask()
 
 
 def _pid_running(pid: int) -> bool:

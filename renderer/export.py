@@ -44,7 +44,7 @@ from btf_data.btf_file import BTFFile, file_fingerprint
 from neumip.config import ModelConfig
 from neumip.evaluate import evaluate_levels
 from neumip.model import NeuMIP
-from plumbing.atomic import check_output_dir
+from plumbing.atomic import check_output_dir, user_dir_mode
 from renderer.baselines.material import SVBRDFPyramidMaterial
 from renderer.baselines.pyramid import to_moments
 from renderer.materials import ConstantMaterial, Material, NeuMIPMaterial
@@ -241,18 +241,12 @@ def export_material(material: Material, out: str | Path, precision: str = "fp16"
                     "precision": precision, "source": source, **manifest}
         manifest["bytes"] = sum(f.stat().st_size for f in tmp.iterdir())  # the data files, not this manifest
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, user_dir_mode())
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _swap_in(tmp: Path, out: Path) -> None:

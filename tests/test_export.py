@@ -205,3 +205,14 @@ def test_view_command_names_a_taken_port(tmp_path):
                             str(port)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and f"127.0.0.1:{port}: cannot serve there" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_export_folder_gets_the_umask_mode_not_the_temporary_one(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        out = export_material(ConstantMaterial((0.1, 0.2, 0.3)), tmp_path / "c", "fp16")
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o750  # mkdtemp's 0700 replaced before the rename

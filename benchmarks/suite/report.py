@@ -565,8 +565,7 @@ def exports_md(results: SuiteResults) -> list[str]:
                             f"{_fmt(lean_bytes / 1024 if lean_bytes else None, '.0f')} | "
                             f"{r.largest_loss('fp16'):.3f} | {r.largest_loss('int8'):.3f} |")
             else:
-                why = r.reason if isinstance(r, Empty) else f"failed: {r.error}"
-                rows.append(f"| {name} | {method} | {why} |||||||| ")
+                rows.append(f"| {name} | {method} | failed: {r.error} |||||||| ")
     if not rows:
         return []
     return [

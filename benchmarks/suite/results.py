@@ -6,8 +6,7 @@ JSON shape is the file format of the cells (``cells/.../result.json``) and of ``
                                         | {"seeds": {"<seed>": NeuMIP run or error}} | SVBRDF run
     images.<name>:                      image comparison or error
     speed.<device>:                     gemm, bandwidth, queries, training, frames (each may be an error)
-    exports.<name>.<method>:            a viewer export's bytes and held-out PSNR per precision (or why
-                                        not: empty or error)
+    exports.<name>.<method>:            a viewer export's bytes and held-out PSNR per precision, or error
 
 A field that a file written by an older version lacks takes its default here, so old cells and old
 results files still read.
@@ -243,7 +242,7 @@ class SuiteResults:
     materials: dict[str, MaterialResult] = field(default_factory=dict)
     images: dict[str, ImageRun | Failed] = field(default_factory=dict)
     speed: dict[str, DeviceSpeed] = field(default_factory=dict)
-    exports: dict[str, dict[str, ExportRun | Empty | Failed]] = field(default_factory=dict)
+    exports: dict[str, dict[str, ExportRun | Failed]] = field(default_factory=dict)
     """Per material, per NeuMIP method: its first seed's checkpoint exported for the viewer."""
     seconds: float = 0.0
     rerendered: str | None = None
@@ -320,9 +319,7 @@ def image_run_from_json(d: dict[str, Any]) -> ImageRun | Failed:
     return _build(ImageRun, d, methods=methods)
 
 
-def export_run_from_json(d: dict[str, Any]) -> ExportRun | Empty | Failed:
-    if "empty" in d:
-        return Empty(d["empty"])
+def export_run_from_json(d: dict[str, Any]) -> ExportRun | Failed:
     return _failed(d) if "error" in d else _build(ExportRun, d)
 
 

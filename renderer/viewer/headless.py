@@ -46,11 +46,11 @@ class PageRun:
 
 
 class BrowserError(RuntimeError):
-    pass
+    """The browser is missing, or the page did not send what it was asked for in time."""
 
 
 def run_page(exports: list[Path], labels: list[str], query: dict[str, str | float | int] | None = None,
-             timeout: float = 120.0, server_errors: list[str] | None = None, expect_frames: bool = True,
+             timeout: float = 120.0, expect_frames: bool = True,
              screenshot: Path | None = None, window: tuple[int, int] = (1280, 720)) -> PageRun:
     """Open the viewer for ``exports`` in headless Chromium with URL parameters ``query`` (test
     mode when ``expect_frames``: one frame per material comes back) and collect what the page
@@ -58,7 +58,7 @@ def run_page(exports: list[Path], labels: list[str], query: dict[str, str | floa
     chromium = find_chromium()
     if chromium is None:
         raise BrowserError("no chromium on this machine (install Debian's chromium, or set NEUMIP_CHROMIUM)")
-    server = ViewerServer(exports, labels, errors=server_errors).start()
+    server = ViewerServer(exports, labels).start()
     q = dict(query or {})
     if expect_frames:
         q["test"] = 1

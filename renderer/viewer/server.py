@@ -38,16 +38,14 @@ def scene_configs() -> dict[str, dict[str, Any]]:
 
 
 class ViewerServer:
-    """Serves the viewer for ``exports`` (folders) and ``labels``; ``errors``: messages the page
-    shows instead of rendering (the caller's checks of the folders)."""
+    """Serves the viewer for ``exports`` (folders) and ``labels``."""
 
-    def __init__(self, exports: list[Path], labels: list[str], errors: list[str] | None = None,
+    def __init__(self, exports: list[Path], labels: list[str],
                  host: str = "127.0.0.1", port: int = 0) -> None:
         self.exports = [Path(e).resolve() for e in exports]
         self.config = {
             "materials": [{"url": f"/m/{i}/", "label": label} for i, label in enumerate(labels)],
             "scenes": scene_configs(),
-            "errors": list(errors or []),
         }
         self.reports: list[dict[str, Any]] = []
         self.report_arrived = threading.Condition()
@@ -92,8 +90,8 @@ class ViewerServer:
         server = self
 
         class Handler(SimpleHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet: the command prints the URL
-                pass
+            def log_message(self, format: str, *args: Any) -> None:
+                """No request log: the command prints the URL, the page reports its own errors."""
 
             def _send(self, body: bytes, mime: str, status: HTTPStatus = HTTPStatus.OK) -> None:
                 self.send_response(status)

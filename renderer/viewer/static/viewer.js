@@ -276,7 +276,7 @@ async function testFrame(gl, mats, st) {
   await post("done", {});
 }
 
-function setupControls(gl, canvas, mats, st, draw) {
+function setupControls(canvas, mats, st, draw) {
   const el = (id) => document.getElementById(id);
   const bindRange = (id, key, fmt) => {
     const input = el(id), out = el(id + "_value");
@@ -345,7 +345,6 @@ async function main() {
   try {
     config = await (await fetch("/config.json")).json();
   } catch (e) { showError(`cannot read /config.json from the server (${e.message})`); return; }
-  if (config.errors && config.errors.length) { showError(config.errors.join("\n")); return; }
   const mats = [];
   try {
     for (const m of config.materials) mats.push(new MaterialProgram(gl, await loadExport(m.url, m.label)));
@@ -401,7 +400,7 @@ async function main() {
     canvas.height = Math.max(1, Math.round(r.height));
     draw();
   };
-  setupControls(gl, canvas, mats, st, draw);
+  setupControls(canvas, mats, st, draw);
   window.addEventListener("resize", resize);
   resize();
   post("ready", {});

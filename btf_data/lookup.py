@@ -128,8 +128,10 @@ def lookup_trilinear_gather(
 
 @dataclass
 class Atlas:
-    """Levels (1, H_k, W_k, C), each padded by one texel of wrap, side by side in one
-    (1, C, max H + 2, sum (W_k + 2)) image; build once with :func:`pack_atlas` when reused."""
+    """Levels (B, H_k, W_k, C), each padded by one texel of wrap, side by side in one
+    (B, C, max H + 2, sum (W_k + 2)) image per texture; build once with :func:`pack_atlas` when
+    reused. B is 1 for the single-texture fast path, the number of images for
+    :func:`lookup_trilinear_coherent`."""
 
     image: torch.Tensor
     x0: torch.Tensor  # (L,) float: left edge of each padded level in the atlas
@@ -142,12 +144,14 @@ class Atlas:
 
 
 def pack_atlas(levels: Sequence[torch.Tensor]) -> Atlas:
-    """The atlas of single-texture levels (1, H_k, W_k, C); differentiable in the levels."""
+    """The atlas of levels (B, H_k, W_k, C), one per texture of the batch; differentiable in the
+    levels."""
     hmax = max(lv.shape[1] for lv in levels) + 2
     tiles, x0, x = [], [], 0
     for lv in levels:
-        if lv.shape[0] != 1:
-            raise ValueError(f"pack_atlas takes one texture per level, got a batch of {lv.shape[0]}")
+        if lv.shape[0] != levels[0].shape[0]:
+            raise ValueError(f"pack_atlas: every level needs the same batch of textures, got "
+                             f"{[lv.shape[0] for lv in levels]}")
         t = torch.nn.functional.pad(lv.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="circular")
         tiles.append(torch.nn.functional.pad(t, (0, 0, 0, hmax - t.shape[2])))
         x0.append(x)
@@ -159,17 +163,18 @@ def pack_atlas(levels: Sequence[torch.Tensor]) -> Atlas:
 
 
 def _sample_atlas(atlas: Atlas, uv: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """Bilinear, wrapped lookups of uv (M, 2) in atlas levels ``level`` (M,) int64 -> (M, C)."""
+    """Bilinear, wrapped lookups of uv (B, M, 2) in atlas levels ``level`` (B, M) int64 ->
+    (B, M, C); row b reads texture b (the atlas's B is 1 or B)."""
     img = atlas.image
     ha, wa = img.shape[2], img.shape[3]
     uvw = torch.remainder(uv, 1.0)
     # Texel j of level k sits at atlas pixel x0_k + 1 + j; uv's texel coordinate is u W_k - 0.5.
-    px = atlas.x0[level] + uvw[:, 0] * atlas.widths[level] + 0.5
-    py = uvw[:, 1] * atlas.heights[level] + 0.5
+    px = atlas.x0[level] + uvw[..., 0] * atlas.widths[level] + 0.5
+    py = uvw[..., 1] * atlas.heights[level] + 0.5
     grid = torch.stack([px * (2.0 / (wa - 1)) - 1.0, py * (2.0 / (ha - 1)) - 1.0], dim=-1)
-    out = torch.nn.functional.grid_sample(img, grid.to(img.dtype)[None, None], mode="bilinear",
+    out = torch.nn.functional.grid_sample(img, grid.to(img.dtype)[:, None], mode="bilinear",
                                           padding_mode="border", align_corners=True)
-    return out[0, :, 0].t()
+    return out[:, :, 0].transpose(1, 2)
 
 
 def lookup_bilinear(
@@ -184,7 +189,7 @@ def lookup_bilinear(
     if index is not None or texture.shape[0] != 1:
         return lookup_bilinear_gather(texture, uv, index)
     atlas = pack_atlas([texture])
-    return _sample_atlas(atlas, uv, torch.zeros(uv.shape[0], dtype=torch.long, device=uv.device))
+    return _sample_atlas(atlas, uv[None], torch.zeros(1, uv.shape[0], dtype=torch.long, device=uv.device))[0]
 
 
 def lookup_trilinear(
@@ -204,9 +209,23 @@ def lookup_trilinear(
     if isinstance(levels, PackedLevels) or index is not None:
         return lookup_trilinear_gather(levels, uv, lod, index)
     atlas = levels if isinstance(levels, Atlas) else pack_atlas(levels)
-    n_levels = atlas.n_levels
-    lo, hi, frac = _level_pair(lod, n_levels)
-    val = _sample_atlas(atlas, uv.repeat(2, 1), torch.cat([lo, hi]))
-    n = uv.shape[0]
-    v_lo, v_hi = val[:n], val[n:]
-    return v_lo + (v_hi - v_lo) * frac
+    if atlas.image.shape[0] != 1:
+        raise ValueError(f"lookup_trilinear without index reads one texture, the atlas holds "
+                         f"{atlas.image.shape[0]}: use lookup_trilinear_coherent")
+    return lookup_trilinear_coherent(atlas, uv[None], lod[None])[0]
+
+
+def lookup_trilinear_coherent(atlas: Atlas, uv: torch.Tensor, lod: torch.Tensor) -> torch.Tensor:
+    """Trilinear lookups of B textures, M queries each: uv (B, M, 2) and lod (B, M) read texture
+    b of ``atlas`` (a :func:`pack_atlas` of B textures) in row b -> (B, M, C).
+
+    The batched twin of the fast path: one ``grid_sample`` call whose batch is the textures, so
+    that training batches of a few direction pairs x many texels read a few images whole (the
+    ground-truth sampler's coherent batches) instead of gathering texels over the whole pyramid.
+    Same values as :func:`lookup_trilinear_gather` with ``index`` = b for row b.
+    """
+    b, m = lod.shape
+    lo, hi, frac = _level_pair(lod.reshape(-1), atlas.n_levels)
+    val = _sample_atlas(atlas, uv.repeat(1, 2, 1), torch.cat([lo.view(b, m), hi.view(b, m)], dim=1))
+    v_lo, v_hi = val[:, :m], val[:, m:]
+    return v_lo + (v_hi - v_lo) * frac.view(b, m, 1)

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from btf_data.btf_file import BTFFile
-from btf_data.lookup import PackedLevels, lookup_trilinear, pack_levels
+from btf_data.lookup import (
+    Atlas,
+    PackedLevels,
+    lookup_trilinear,
+    lookup_trilinear_coherent,
+    pack_atlas,
+    pack_levels,
+)
 
 
 @dataclass
@@ -42,6 +49,17 @@ class SamplerConfig:
     lod_power: float = 1.0
     """Continuous ``power`` lods are max_lod * u^lod_power, u uniform: 1 spreads them evenly over
     the levels, > 1 puts more of them on the fine levels (every level is still covered)."""
+    pairs_per_batch: int = 0
+    """0: every query draws its own (wo, wi) pair. K > 0: coherent batches, K distinct pairs
+    (all pairs when there are fewer) with batch_size / K queries each, so that the ground truth
+    is read from K whole images (one batched lookup) rather than gathered over every image of
+    the pyramid; in streaming mode K replaces images_per_step. batch_size must be a multiple of
+    K."""
+
+    def __post_init__(self) -> None:
+        if self.pairs_per_batch < 0 or (self.pairs_per_batch and self.batch_size % self.pairs_per_batch):
+            raise ValueError(f"sampler pairs_per_batch must be 0 or divide batch_size "
+                             f"({self.batch_size}), got {self.pairs_per_batch}")
 
 
 @dataclass
@@ -106,12 +124,20 @@ class PyramidSampler:
         self.rng = np.random.default_rng(seed)
         self.in_memory = self.pyramid_bytes() <= self.cfg.memory_budget_mib * 2**20
         self.levels: PackedLevels | None = None
-        if self.in_memory:
+        self.atlas: Atlas | None = None  # coherent batches in memory: one atlas image per pair
+        if self.in_memory and self.cfg.pairs_per_batch:
+            self.atlas = pack_atlas(load_levels(btf, self.pairs, self.device))
+        elif self.in_memory:
             self.levels = load_pyramid(btf, self.pairs, self.device)
 
     def pyramid_bytes(self) -> int:
-        """Bytes the chosen pairs' pyramid takes as float32."""
-        texels = sum(np.prod(self.btf.resolution(k)) for k in range(self.n_levels))
+        """Bytes the chosen pairs' pyramid takes in memory as float32 (as a table of texels, or
+        as atlases, with their wrap padding, for coherent batches)."""
+        if self.cfg.pairs_per_batch:
+            h = self.btf.resolution(0)[0] + 2
+            texels = h * sum(self.btf.resolution(k)[1] + 2 for k in range(self.n_levels))
+        else:
+            texels = sum(np.prod(self.btf.resolution(k)) for k in range(self.n_levels))
         return int(len(self.pairs) * texels * 3 * 4)
 
     def _continuous_lods(self, n: int) -> torch.Tensor:
@@ -137,9 +163,35 @@ class PyramidSampler:
             uv = (ij + 0.5) / res[:, None]
         return index.to(self.device), lod.to(self.device), uv.to(self.device)
 
+    def _sample_coherent(self, n: int) -> Batch:
+        """K pairs x n / K queries, the queries of one pair contiguous in the batch. The K pairs
+        are distinct, or drawn with replacement when the file has fewer than K."""
+        k = self.cfg.pairs_per_batch
+        if n % k:
+            raise ValueError(f"sampler batch of {n} queries is not a multiple of pairs_per_batch {k}")
+        m, p = n // k, len(self.pairs)
+        if self.atlas is not None:
+            chosen = (torch.randperm(p, generator=self.generator)[:k] if k <= p
+                      else torch.randint(p, (k,), generator=self.generator)).to(self.device)
+            a = self.atlas
+            atlas = Atlas(image=a.image[chosen], x0=a.x0, heights=a.heights, widths=a.widths)
+            pairs = self.pairs_t[chosen]
+        else:
+            pick = self.rng.choice(p, size=k, replace=k > p)
+            atlas = pack_atlas([
+                torch.from_numpy(np.stack([self.btf.image(int(a), int(b), lv) for a, b in self.pairs[pick]]))
+                .to(self.device) for lv in range(self.n_levels)])
+            pairs = torch.as_tensor(self.pairs[pick], device=self.device)
+        _, lod, uv = self._draw(n, k)
+        rgb = lookup_trilinear_coherent(atlas, uv.view(k, m, 2), lod.view(k, m)).reshape(n, 3)
+        pairs = pairs.repeat_interleave(m, dim=0)
+        return Batch(uv=uv, lod=lod, wi=self.wi[pairs[:, 1]], wo=self.wo[pairs[:, 0]], rgb=rgb)
+
     def sample(self, batch_size: int | None = None) -> Batch:
         """A batch of ``batch_size`` (default cfg.batch_size) queries and their ground truth."""
         n = batch_size or self.cfg.batch_size
+        if self.cfg.pairs_per_batch:
+            return self._sample_coherent(n)
         if self.in_memory:
             assert self.levels is not None
             index, lod, uv = self._draw(n, len(self.pairs))

@@ -134,6 +134,11 @@ class ScheduleConfig:
     below lod 1) or ``power`` (max_lod * u^lod_power)."""
     lod_power: float = 1.0
     """``power`` sampling only: 1 = uniform over the levels, > 1 favours the fine levels."""
+    pairs_per_batch: int = 0
+    """0: every query of a batch has its own random (wo, wi) pair (the paper's sampling). K > 0:
+    coherent batches of K pairs x batch_size / K queries, whose ground truth is read from K whole
+    images (btf_data.sampler.SamplerConfig.pairs_per_batch): a cheaper sampler, fewer pairs per
+    step. batch_size must be a multiple of K."""
     fuse_blur_every: int = 100
     """Official ``fuse_blur``: every this many steps, while step < fuse_blur_until, each latent
     level becomes (1 - w) T + w blur(T) (w = fuse_blur_weight, sigma fuse_blur_sigma texels of
@@ -164,6 +169,9 @@ class ScheduleConfig:
         require(self.batch_size >= 1, "schedule.batch_size", self.batch_size, ">= 1")
         require(self.blur_halving > 0, "schedule.blur_halving", self.blur_halving, "> 0")
         require(self.lod_power > 0, "schedule.lod_power", self.lod_power, "> 0")
+        k = self.pairs_per_batch
+        require(k == 0 or (k > 0 and self.batch_size % k == 0), "schedule.pairs_per_batch", k,
+                f"0 or a divisor of batch_size {self.batch_size}")
         require(self.lod_sampling in ("official", "power"), "schedule.lod_sampling", self.lod_sampling,
                 "official or power")
         require(self.fuse_blur_every >= 0, "schedule.fuse_blur_every", self.fuse_blur_every, ">= 0")

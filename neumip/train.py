@@ -239,7 +239,8 @@ class Trainer:
         scfg = SamplerConfig(batch_size=cfg.schedule.batch_size, subset="train",
                              memory_budget_mib=cfg.data.memory_budget_mib,
                              images_per_step=cfg.data.images_per_step, max_lod=float(max_lod),
-                             lod_power=cfg.schedule.lod_power, lod_sampling=cfg.schedule.lod_sampling)
+                             lod_power=cfg.schedule.lod_power, lod_sampling=cfg.schedule.lod_sampling,
+                             pairs_per_batch=cfg.schedule.pairs_per_batch)
         self.sampler = PyramidSampler(self.btf, scfg, self.device, seed=cfg.seed)
         self.step = 0
         self.run = None

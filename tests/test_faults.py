@@ -227,6 +227,8 @@ def test_cause7_queries_accept_numpy_lists_and_float64():
     (lambda: GenerateConfig(resolution=100), "resolution=100"),
     (lambda: ScheduleConfig(steps=-1), "schedule.steps=-1"),
     (lambda: ScheduleConfig(batch_size=0), "schedule.batch_size=0"),
+    (lambda: ScheduleConfig(batch_size=100, pairs_per_batch=7), "schedule.pairs_per_batch=7"),
+    (lambda: ScheduleConfig(pairs_per_batch=-1), "schedule.pairs_per_batch=-1"),
     (lambda: ModelConfig(latent_channels=0), "model.latent_channels=0"),
     (lambda: RenderSettings(chunk=0), "settings.chunk=0"),
     (lambda: SceneConfig(texture_size=0.0), "scene.texture_size=0.0"),

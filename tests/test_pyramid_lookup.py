@@ -107,3 +107,29 @@ def test_fast_atlas_lookup_matches_its_gather_twin_in_values_and_gradients():
     tex = levels[0].detach()
     torch.testing.assert_close(lookup_bilinear(tex, uv.detach()), lookup_bilinear_gather(tex, uv.detach()),
                                atol=3e-5, rtol=0)
+
+
+def test_coherent_lookup_reads_texture_b_in_row_b_as_the_gather_path_does():
+    """lookup_trilinear_coherent (one batched grid_sample, texture b for row b) against the gather
+    path with index = b (a second implementation), and at integer lods and texel centres against
+    the texels themselves."""
+    from btf_data.lookup import lookup_trilinear_coherent, lookup_trilinear_gather, pack_atlas
+
+    g = torch.Generator().manual_seed(4)
+    b, m = 3, 5000
+    levels = [torch.randn(b, 16 >> k, 16 >> k, 3, generator=g) for k in range(4)]
+    uv = torch.rand(b, m, 2, generator=g) * 3 - 1
+    lod = torch.rand(b, m, generator=g) * 3.6 - 0.3
+    got = lookup_trilinear_coherent(pack_atlas(levels), uv, lod)
+    index = torch.arange(b).repeat_interleave(m)
+    ref = lookup_trilinear_gather(levels, uv.reshape(-1, 2), lod.reshape(-1), index).view(b, m, 3)
+    torch.testing.assert_close(got, ref, atol=3e-5, rtol=0)
+    k = torch.randint(4, (b, m), generator=g)
+    res = (16 >> k).float()
+    ij = torch.floor(torch.rand(b, m, 2, generator=g) * res[..., None])
+    texel = lookup_trilinear_coherent(pack_atlas(levels), (ij + 0.5) / res[..., None], k.float())
+    truth = torch.stack([torch.stack([levels[int(k[r, q])][r, int(ij[r, q, 1]), int(ij[r, q, 0])]
+                                      for q in range(0, m, 97)]) for r in range(b)])
+    torch.testing.assert_close(texel[:, ::97], truth, atol=3e-5, rtol=0)  # grid_sample: float32 round-off
+    with pytest.raises(ValueError, match="lookup_trilinear_coherent"):
+        lookup_trilinear(pack_atlas(levels), uv[0], lod[0])

@@ -47,6 +47,45 @@ def test_integer_lod_batches_equal_the_pyramid_texels(small_btf, budget):
             assert (i_wo, i_wi) in train
 
 
+def _pair_of_each_query(btf: BTFFile, batch) -> list[tuple[int, int]]:
+    wo = torch.as_tensor(btf.wo_dirs, dtype=torch.float32)
+    wi = torch.as_tensor(btf.wi_dirs, dtype=torch.float32)
+    return list(zip(torch.cdist(batch.wo, wo).argmin(1).tolist(), torch.cdist(batch.wi, wi).argmin(1).tolist(),
+                    strict=True))
+
+
+@pytest.mark.parametrize("budget", [64, 0])  # in memory, then streamed (budget 0 MiB)
+def test_coherent_batches_hold_k_distinct_pairs_and_their_texels(small_btf, budget):
+    """pairs_per_batch = K: K distinct training pairs, n / K contiguous queries each, and (integer
+    lods at texel centres) the texels read straight from the file."""
+    path, _ = small_btf
+    with BTFFile(path) as btf:
+        cfg = SamplerConfig(batch_size=240, lod="integer", memory_budget_mib=budget, pairs_per_batch=6)
+        b = PyramidSampler(btf, cfg, seed=2).sample()
+        # grid_sample's coordinate arithmetic: float32 round-off, not the gather path's exact texels
+        np.testing.assert_allclose(b.rgb.numpy(), _truth(btf, b), rtol=0, atol=3e-6)
+        pairs = _pair_of_each_query(btf, b)
+        blocks = [set(pairs[i : i + 40]) for i in range(0, 240, 40)]
+        assert all(len(block) == 1 for block in blocks)
+        assert len(set().union(*blocks)) == 6
+        assert set(pairs) <= {tuple(p) for p in btf.pairs("train")}
+        assert set(b.lod.long().tolist()) == set(range(btf.n_levels))
+
+
+def test_coherent_batches_with_more_pairs_than_the_file_has_and_bad_sizes(small_btf):
+    path, _ = small_btf
+    with BTFFile(path) as btf:
+        n_train = len(btf.pairs("train"))
+        k = 2 * n_train
+        s = PyramidSampler(btf, SamplerConfig(batch_size=3 * k, pairs_per_batch=k), seed=0)
+        b = s.sample()
+        assert b.rgb.shape == (3 * k, 3)  # K pairs drawn with replacement: the batch keeps its size
+        with pytest.raises(ValueError, match="not a multiple of pairs_per_batch"):
+            s.sample(batch_size=3 * k + 1)
+    with pytest.raises(ValueError, match="pairs_per_batch must be 0 or divide batch_size"):
+        SamplerConfig(batch_size=100, pairs_per_batch=7)
+
+
 def test_continuous_batches_cover_lod_range_and_match_trilinear_mean(small_btf):
     path, images = small_btf
     with BTFFile(path) as btf:

@@ -1,7 +1,9 @@
 """NeuMIP speed on this machine, each figure beside its bound measured in the same run: latent
-lookups, the whole query and the decoder at batch 2^20 (eval mode), training queries per second
-(late phase, no latent blur) at two batch sizes, and a 1920x1080 plane frame. Run alone: two torch
-jobs on 2 cores slow each other far more than 2x.
+lookups, the whole query and the decoder at batch 2^20 (eval mode), training queries per second of
+the checkpoint's own model (late phase, no latent blur) at two batch sizes, fp32 and bf16, with
+independent and coherent batches, each beside the whole query's inference rate at the same
+precision in the same run, and a 1920x1080 plane frame. Run alone: two torch jobs on 2 cores slow
+each other far more than 2x.
 
     .venv/bin/python benchmarks/bench_speed.py CHECKPOINT DATA.h5 [--threads N]
 """
@@ -14,10 +16,10 @@ import tempfile
 import torch
 
 from benchmarks.suite.speed import best_of, gemm_gflops
+from neumip.config import ModelConfig
 
 
 def main() -> None:
-    from neumip.config import ModelConfig
     from neumip.model import NeuMIP
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,41 +57,58 @@ def main() -> None:
             t = best_of(lambda: model.decoder.mlp(x))
         rows.append(("decoder MLP, 2^20, bf16 autocast", f"{n / t / 1e6:.2f} M queries/s",
                      f"over bf16 GEMM: {bf16 * 1e9 / flops / 1e6:.1f} M/s"))
+        query_qps = {}
         t = best_of(lambda: model(uv, w, w, lod, check=False))
         ref = model(uv, w, w, lod, check=False)
+        query_qps["fp32"] = n / t
         rows.append(("whole NeuMIP query, 2^20", f"{n / t / 1e6:.2f} M queries/s", ""))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             t = best_of(lambda: model(uv, w, w, lod, check=False))
             rel = ((model(uv, w, w, lod, check=False).float() - ref).abs().max() / ref.abs().max()).item()
+        query_qps["bf16"] = n / t
         rows.append(("whole NeuMIP query, 2^20, bf16 autocast", f"{n / t / 1e6:.2f} M queries/s",
                      f"max error {rel:.1e} of the largest output"))
-    rows += train_rows(args.data)
+    rows += train_rows(args.data, model.cfg, query_qps)
     rows += frame_rows(args.checkpoint)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| operation | measured | bound |\n|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
-    del ModelConfig
 
 
-def train_rows(data: str) -> list[tuple[str, str, str]]:
-    from neumip.config import DataConfig, LoggerConfig, ModelConfig, ScheduleConfig, TrainConfig
+TRAIN_SETTINGS = ((8192, "fp32", 0), (8192, "bf16", 0), (65536, "fp32", 0), (65536, "fp32", 64),
+                  (65536, "bf16", 0), (65536, "bf16", 64))
+"""(batch, precision, pairs_per_batch) of the training rows: the cpu preset's batch, a large one,
+and coherent batches of 64 direction pairs where the sampler's share is large enough to matter."""
+
+
+def train_rows(data: str, model_cfg: ModelConfig, query_qps: dict[str, float]) -> list[tuple[str, str, str]]:
+    """Training q/s of the checkpoint's model on ``data``, each beside the whole query's inference
+    rate at the same precision. The bound column's 1/3: a GEMM-bound network's step costs at least
+    a forward and two backward GEMMs per layer (input and weight gradients), three forwards."""
+    from dataclasses import replace
+
+    from neumip.config import DataConfig, LoggerConfig, ScheduleConfig, TrainConfig
     from neumip.train import Trainer
 
     out = []
-    for batch, precision in ((8192, "fp32"), (65536, "fp32"), (8192, "bf16"), (65536, "bf16")):
+    for batch, precision, pairs in TRAIN_SETTINGS:
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(data=DataConfig(name="bench", path=data), model=ModelConfig(backend="torch"),
-                              schedule=ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350,
-                                                      offset_freeze=4050, lod_power=2.0),
+            schedule = ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350, offset_freeze=4050,
+                                      lod_power=2.0, pairs_per_batch=pairs)
+            cfg = TrainConfig(data=DataConfig(name="bench", path=data),
+                              model=replace(model_cfg, backend="torch"), schedule=schedule,
                               logger=LoggerConfig(mode="disabled"), out_dir=tmp, ckpt_every=0, progress=False,
                               precision=precision)
             tr = Trainer(cfg)
             tr.step = 6000  # late phase: no latent blur, offset frozen
             steps = max(8, 2**19 // batch)
             t = best_of(lambda tr=tr, steps=steps: [tr.train_step() for _ in range(steps)], repeats=2)
-            rate = f"{steps * batch / t / 1e6:.2f} M queries/s"
-            out.append((f"training, batch {batch}, {precision}", rate, ""))
+            qps = steps * batch / t
+            what = "independent pairs" if pairs == 0 else f"{pairs} pairs per batch"
+            out.append((f"training, batch {batch}, {precision}, {what}", f"{qps / 1e6:.2f} M queries/s",
+                        f"{qps / query_qps[precision]:.2f} of the {precision} whole query "
+                        f"({query_qps[precision] / 1e6:.2f} M/s; a GEMM-bound step: <= 1/3)"))
     return out
 
 

@@ -143,21 +143,57 @@ class Atlas:
         return int(self.x0.numel())
 
 
+def _atlas_layout(levels: Sequence[torch.Tensor]) -> tuple[int, list[int]]:
+    """(atlas height, left edge of each padded level) of levels (B, H_k, W_k, C)."""
+    x0, x = [], 0
+    for lv in levels:
+        x0.append(x)
+        x += lv.shape[2] + 2
+    return max(lv.shape[1] for lv in levels) + 2, x0
+
+
+class _PackAtlas(torch.autograd.Function):
+    """The atlas image of levels (B, H_k, W_k, C) -> (B, C, max H + 2, sum (W_k + 2)); its
+    backward folds each level's wrap border back onto the texels it copies (a handful of slice
+    adds per level, where autograd through pad/cat allocates and zero-fills a tensor per node)."""
+
+    @staticmethod
+    def forward(ctx, *levels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        hmax, x0 = _atlas_layout(levels)
+        b, c = levels[0].shape[0], levels[0].shape[3]
+        img = levels[0].new_zeros(b, c, hmax, x0[-1] + levels[-1].shape[2] + 2)
+        for lv, x in zip(levels, x0, strict=True):
+            h, w = lv.shape[1], lv.shape[2]
+            img[:, :, : h + 2, x : x + w + 2] = torch.nn.functional.pad(lv.permute(0, 3, 1, 2), (1, 1, 1, 1),
+                                                                       mode="circular")
+        ctx.shapes = [lv.shape for lv in levels]
+        ctx.x0 = x0
+        return img
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        out = []
+        for (_, h, w, _), x in zip(ctx.shapes, ctx.x0, strict=True):
+            g = grad[:, :, : h + 2, x : x + w + 2]
+            cols = g[..., 1 : w + 1].clone()  # the wrap columns onto the columns they copy
+            cols[..., w - 1] += g[..., 0]
+            cols[..., 0] += g[..., w + 1]
+            rows = cols[:, :, 1 : h + 1].clone()  # then the wrap rows (corners included)
+            rows[:, :, h - 1] += cols[:, :, 0]
+            rows[:, :, 0] += cols[:, :, h + 1]
+            out.append(rows.permute(0, 2, 3, 1))
+        return tuple(out)
+
+
 def pack_atlas(levels: Sequence[torch.Tensor]) -> Atlas:
     """The atlas of levels (B, H_k, W_k, C), one per texture of the batch; differentiable in the
     levels."""
-    hmax = max(lv.shape[1] for lv in levels) + 2
-    tiles, x0, x = [], [], 0
-    for lv in levels:
-        if lv.shape[0] != levels[0].shape[0]:
-            raise ValueError(f"pack_atlas: every level needs the same batch of textures, got "
-                             f"{[lv.shape[0] for lv in levels]}")
-        t = torch.nn.functional.pad(lv.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="circular")
-        tiles.append(torch.nn.functional.pad(t, (0, 0, 0, hmax - t.shape[2])))
-        x0.append(x)
-        x += t.shape[3]
+    if any(lv.shape[0] != levels[0].shape[0] for lv in levels):
+        raise ValueError(f"pack_atlas: every level needs the same batch of textures, got "
+                         f"{[lv.shape[0] for lv in levels]}")
+    _, x0 = _atlas_layout(levels)
     dev = levels[0].device
-    return Atlas(image=torch.cat(tiles, dim=3), x0=torch.tensor(x0, dtype=torch.float32, device=dev),
+    return Atlas(image=_PackAtlas.apply(*levels), x0=torch.tensor(x0, dtype=torch.float32, device=dev),
                  heights=torch.tensor([lv.shape[1] for lv in levels], dtype=torch.float32, device=dev),
                  widths=torch.tensor([lv.shape[2] for lv in levels], dtype=torch.float32, device=dev))
 

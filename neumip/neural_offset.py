@@ -31,9 +31,10 @@ class NeuralOffset(nn.Module):
         self.depth_scale, self.min_cos, self.blur_min = depth_scale, min_cos, blur_min
 
     def blurred_texture(self, sigma: float) -> torch.Tensor:
-        """The texture blurred by ``sigma`` texels; without autograd (evaluation, rendering) the
-        result is kept until the texture or sigma changes, so chunked queries blur it once."""
-        if torch.is_grad_enabled():
+        """The texture blurred by ``sigma`` texels; without autograd (evaluation, rendering) or
+        while the texture is frozen (training after ``offset_freeze``) the result is kept until the
+        texture or sigma changes, so chunked queries and training steps blur it once."""
+        if torch.is_grad_enabled() and self.texture.requires_grad:
             return blur_wrapped(self.texture, sigma)
         key = (sigma, self.texture._version, self.texture.data_ptr())
         if getattr(self, "_blur_key", None) != key:

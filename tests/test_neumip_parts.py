@@ -126,6 +126,26 @@ def test_offset_is_zero_at_init_and_gradients_reach_every_level_and_the_offset_t
     assert model.decoder.mlp.params.grad.abs().sum() > 0
 
 
+def test_frozen_offset_texture_is_blurred_once_and_again_when_it_changes():
+    """After offset_freeze training blurs the frozen texture once, not every step; a changed
+    texture (a loaded checkpoint) is blurred anew, and a trainable one keeps its graph."""
+    torch.manual_seed(0)
+    off = NeuralOffset(16, 3, 16, 2, "torch")
+    with torch.no_grad():
+        off.texture.normal_()
+    assert off.blurred_texture(1.0).requires_grad  # trainable: blurred with autograd every call
+    off.texture.requires_grad_(False)
+    first = off.blurred_texture(1.0)
+    assert off.blurred_texture(1.0) is first and not first.requires_grad
+    torch.testing.assert_close(first, blur_wrapped(off.texture, 1.0), rtol=0, atol=0)
+    with torch.no_grad():
+        off.texture.mul_(2.0)
+    again = off.blurred_texture(1.0)
+    assert again is not first
+    torch.testing.assert_close(again, 2.0 * first)
+    assert off.blurred_texture(2.0) is not again  # another sigma: blurred anew
+
+
 def test_offset_shift_follows_the_view_direction():
     off = NeuralOffset(16, 7, 16, 2, "torch", depth_scale=0.1, min_cos=0.6)
     with torch.no_grad():

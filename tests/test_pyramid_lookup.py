@@ -133,3 +133,27 @@ def test_coherent_lookup_reads_texture_b_in_row_b_as_the_gather_path_does():
     torch.testing.assert_close(texel[:, ::97], truth, atol=3e-5, rtol=0)  # grid_sample: float32 round-off
     with pytest.raises(ValueError, match="lookup_trilinear_coherent"):
         lookup_trilinear(pack_atlas(levels), uv[0], lod[0])
+
+
+@pytest.mark.parametrize("shapes", [
+    [(1, 16, 16, 5), (1, 8, 8, 5), (1, 4, 4, 5), (1, 2, 2, 5), (1, 1, 1, 5)],
+    [(3, 8, 6, 2), (3, 4, 3, 2)],  # a batch of textures, non-square levels
+])
+def test_atlas_and_its_folded_backward_match_autograd_through_wrap_padding(shapes):
+    """pack_atlas's hand-written backward (each wrap border folded onto its source texels)
+    against autograd through circular padding and concatenation, a second implementation."""
+    from btf_data.lookup import pack_atlas
+
+    g = torch.Generator().manual_seed(1)
+    levels = [torch.randn(*s, generator=g, requires_grad=True) for s in shapes]
+    image = pack_atlas(levels).image
+    hmax = max(s[1] for s in shapes) + 2
+    ref = torch.cat([torch.nn.functional.pad(
+        torch.nn.functional.pad(lv.permute(0, 3, 1, 2), (1, 1, 1, 1), mode="circular"),
+        (0, 0, 0, hmax - lv.shape[1] - 2)) for lv in levels], dim=3)
+    assert torch.equal(image, ref)
+    weight = torch.randn(ref.shape, generator=g)
+    got = torch.autograd.grad((image * weight).sum(), levels)
+    want = torch.autograd.grad((ref * weight).sum(), levels)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)

@@ -19,6 +19,7 @@ from torch import nn
 from btf_data.brdf import tensor_from_sqrt, tensor_sqrt
 from btf_data.btf_render import shade_params
 from btf_data.lookup import lookup_trilinear
+from neumip.grazing import bend_above
 from neumip.latent_pyramid import latent_level_count
 
 #: Stored numbers per texel: albedo logits 3, normal slopes 2, tensor square root 3, metallic
@@ -102,9 +103,15 @@ class LobePyramid(nn.Module):
         return self.shade_raw(lookup_trilinear(list(self.levels), uv, lod), wi, wo)
 
     @staticmethod
-    def shade_raw(raw: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` from texels already looked up: raw (N, 10), wi, wo (N, 3) -> rgb (N, 3)."""
-        return shade_params(lobe_params(raw), wi, wo)
+    def shade_raw(raw: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+                  beyond: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """:meth:`forward` from texels already looked up: raw (N, 10), wi, wo (N, 3) -> rgb (N, 3).
+        ``beyond``: (N,) masks of the light and view directions beyond the training grid, which are
+        bent above the lobe's shading horizon (neumip/grazing.py)."""
+        p = lobe_params(raw)
+        if beyond is not None:
+            wi, wo = bend_above(wi, p["normal"], beyond[0]), bend_above(wo, p["normal"], beyond[1])
+        return shade_params(p, wi, wo)
 
     def level_params(self, k: int) -> dict[str, torch.Tensor]:
         """Level k's parameters as maps {field: (R_k, R_k, C)}."""

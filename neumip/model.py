@@ -19,6 +19,7 @@ from torch import nn
 
 from neumip.config import ModelConfig
 from neumip.decoder import YUV_TO_RGB, make_decoder
+from neumip.grazing import GrazingLimits, limit_elevation
 from neumip.horizon import HorizonFeatures
 from neumip.latent_pyramid import LatentPyramid
 from neumip.lobe_pyramid import LobePyramid
@@ -122,6 +123,8 @@ class NeuMIP(nn.Module):
         self.horizon = (HorizonFeatures(resolution, cfg.horizon_azimuths, cfg.levels)
                         if cfg.horizon_azimuths else None)
         self.register_buffer("blur_sigma", torch.zeros(()))
+        #: Directions beyond the training grid (neumip/grazing.py), from the data metadata.
+        self.grazing = GrazingLimits.from_metadata(self.metadata)
 
     #: Checkpoints written before the decoder was a component (neumip/decoder.py) hold its MLP at
     #: ``decoder.params`` and the YUV matrix as a buffer ``yuv_to_rgb``; the matrix is now the
@@ -220,18 +223,22 @@ class NeuMIP(nn.Module):
     def _forward_batch(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                        lod: torch.Tensor) -> torch.Tensor:
         sigma = float(self.blur_sigma)
+        g = self.grazing  # beyond the training grid: the learned parts read the nearest grid elevation
+        wi_net = wi if g is None else limit_elevation(wi, g.min_cos_wi)
+        wo_net = wo if g is None else limit_elevation(wo, g.min_cos_wo)
         if self.offset is not None:
-            uv = self.offset(uv, wo, sigma)
+            uv = self.offset(uv, wo_net, sigma)
         base = None
         if self.lobe is None:
             latent = self.pyramid(uv, lod, sigma)
         else:  # the lobe's texels in the latents' lookup (unblurred): one lookup for both
             both = self.pyramid(uv, lod, sigma, beside=list(self.lobe.levels))
             c = self.pyramid.channels
-            latent, base = both[:, :c], self.lobe.shade_raw(both[:, c:], wi, wo)
+            beyond = None if g is None else (wi[:, 2] < g.min_cos_wi, wo[:, 2] < g.min_cos_wo)
+            latent, base = both[:, :c], self.lobe.shade_raw(both[:, c:], wi, wo, beyond)
         if self.horizon is not None:
-            latent = torch.cat([latent, self.horizon(uv, lod, wi, wo, sigma)], dim=1)
-        return self.decoder(latent, wi, wo, base)
+            latent = torch.cat([latent, self.horizon(uv, lod, wi_net, wo_net, sigma)], dim=1)
+        return self.decoder(latent, wi_net, wo_net, base)
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint_meta(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from btf_data.sampler import PyramidSampler, SamplerConfig
 from neumip.checkpoint import load_optimizer_state, optimizer_state
 from neumip.config import ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
+from neumip.grazing import GrazingLimits
 from neumip.latent_pyramid import latent_level_count
 from neumip.lobe_fit import fit_images, fit_lobe
 from neumip.model import NeuMIP, model_config_from_meta
@@ -225,7 +226,8 @@ class Trainer:
         meta = {"name": self.btf.name, "path": str(data),
                 "path_from_checkpoint": os.path.relpath(data, self.ckpt_path.parent.resolve()),
                 "fingerprint": file_fingerprint(data), "resolution": h,
-                "n_levels": self.btf.n_levels, "filter": self.btf.filter}
+                "n_levels": self.btf.n_levels, "filter": self.btf.filter,
+                **GrazingLimits.of_directions(self.btf.wi_dirs, self.btf.wo_dirs).metadata()}
         self.model = NeuMIP(cfg.model, h, meta).to(self.device)
         log.info("NeuMIP on %s, MLP backend %s, %d parameters", self.device, self.model.backend,
                  sum(p.numel() for p in self.model.parameters()))

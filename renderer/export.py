@@ -5,7 +5,9 @@ Folder layout (format version :data:`FORMAT_VERSION`):
 
 - ``manifest.json``: the format version, the material's kind (``neumip``, ``svbrdf``,
   ``constant``), its name, resolution and levels, the precision, the data's name and
-  fingerprint, for each texture and network where its numbers are in which file (and its bytes),
+  fingerprint (for NeuMIP also ``grazing``: the training grid's lowest light and view cosines
+  and the bend cosine of neumip/grazing.py, or null), for each texture and network where its
+  numbers are in which file (and its bytes),
   and ``bytes``: the data files' total (the material's size, without the manifest's 2-3 KiB);
 - one ``texture_<name>.bin`` per texture: its channels in groups of four (one RGBA texture each), every level
   of a group after the other (level 0, the finest, first), each level (H_k, W_k, 4) row-major,
@@ -43,6 +45,7 @@ import torch
 from btf_data.btf_file import BTFFile, file_fingerprint
 from neumip.config import ModelConfig
 from neumip.evaluate import evaluate_levels
+from neumip.grazing import BEND_COS
 from neumip.model import NeuMIP
 from plumbing.atomic import check_output_dir, user_dir_mode
 from renderer.baselines.material import SVBRDFPyramidMaterial
@@ -186,6 +189,7 @@ def export_neumip(model: NeuMIP, folder: Path, precision: str, name: str) -> dic
         "textures": entries,
         "networks": networks,
         "data": {"name": data.get("name"), "fingerprint": data.get("fingerprint"), "path": data.get("path")},
+        "grazing": None if model.grazing is None else {**model.grazing.metadata(), "bend_cos": BEND_COS},
     }
 
 
@@ -337,7 +341,8 @@ def load_export(folder: str | Path) -> NeuMIP:
     if manifest.get("kind") != "neumip":
         raise ExportError(f"{folder}: a {manifest.get('kind')} export, not a NeuMIP model")
     cfg = ModelConfig(**{**manifest["model"], "backend": "torch", "offset_blur_min": 0.0})
-    model = NeuMIP(cfg, manifest["resolution"], manifest.get("data"))
+    meta = {**(manifest.get("data") or {}), **(manifest.get("grazing") or {})}  # grazing: neumip/grazing.py
+    model = NeuMIP(cfg, manifest["resolution"], meta)
     _set_textures(model, {k: _read_texture(folder, e) for k, e in manifest["textures"].items()})
     with torch.no_grad():
         model.decoder.mlp.params.copy_(_read_mlp(folder, manifest["networks"]["decoder"]))

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from neumip.config import ModelConfig
+from neumip.grazing import GrazingLimits
 from neumip.model import NeuMIP
 from renderer.baselines.pyramid import from_moments
 from renderer.export import (
@@ -24,11 +25,13 @@ from renderer.export import (
 from renderer.materials import ConstantMaterial, NeuMIPMaterial
 
 
-def random_neumip(cfg: ModelConfig, resolution: int = 16, seed: int = 0, blur: float = 0.0) -> NeuMIP:
+def random_neumip(cfg: ModelConfig, resolution: int = 16, seed: int = 0, blur: float = 0.0,
+                  grazing: GrazingLimits | None = None) -> NeuMIP:
     """A model with every part switched on and away from its initialisation (the offset's output
-    layer is zero at initialisation: here it is not, so parallax is exercised)."""
+    layer is zero at initialisation: here it is not, so parallax is exercised); ``grazing``: the
+    training grid's limits its metadata holds (neumip/grazing.py), None: none."""
     torch.manual_seed(seed)
-    model = NeuMIP(cfg, resolution, {"name": "probe"})
+    model = NeuMIP(cfg, resolution, {"name": "probe", **(grazing.metadata() if grazing else {})})
     with torch.no_grad():
         for t in model.pyramid.levels:
             t.normal_(0.0, 0.5)

@@ -50,8 +50,8 @@ def test_integer_lod_batches_equal_the_pyramid_texels(small_btf, budget):
 def _pair_of_each_query(btf: BTFFile, batch) -> list[tuple[int, int]]:
     wo = torch.as_tensor(btf.wo_dirs, dtype=torch.float32)
     wi = torch.as_tensor(btf.wi_dirs, dtype=torch.float32)
-    return list(zip(torch.cdist(batch.wo, wo).argmin(1).tolist(), torch.cdist(batch.wi, wi).argmin(1).tolist(),
-                    strict=True))
+    i_wo, i_wi = torch.cdist(batch.wo, wo).argmin(1).tolist(), torch.cdist(batch.wi, wi).argmin(1).tolist()
+    return list(zip(i_wo, i_wi, strict=True))
 
 
 @pytest.mark.parametrize("budget", [64, 0])  # in memory, then streamed (budget 0 MiB)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from neumip.config import ModelConfig
-from renderer.export import export_material
+from neumip.grazing import GrazingLimits
+from renderer.export import export_material, read_manifest
 from renderer.material_specs import open_material
 from renderer.materials import ConstantMaterial
 from renderer.output import score
@@ -92,6 +93,25 @@ def test_every_encoding_and_ablation_in_the_shader(cfg, tmp_path):
     folder = export_material(open_material(spec), tmp_path / "e", "fp16")
     (frame,) = browser_frames([folder], "plane", 128)
     assert score(renderer_frame(spec, "plane", 128), frame, "fp16")[0].psnr >= 40.0
+
+
+def test_directions_beyond_the_training_grid_in_the_shader(tmp_path):
+    """neumip/grazing.py's two rules in the shader: a hybrid_horizon model whose (made-up) grid
+    stops at 45 deg, so that most of the plane's views and the light lie beyond it. Same frame as
+    the renderer's; and the rules change the frame (the same weights without limits score far
+    lower), so the parity is not that of a model they leave alone."""
+    cfg = ModelConfig(backend="torch", decoder="lobe_residual", horizon_azimuths=8, latent_channels=16,
+                      decoder_width=64)
+    c45 = float(np.cos(np.radians(45.0)))
+    limited = random_neumip(cfg, resolution=32, grazing=GrazingLimits(c45, c45))
+    spec = f"neumip:{limited.save(tmp_path / 'limited.safetensors')}"
+    free = f"neumip:{random_neumip(cfg, resolution=32).save(tmp_path / 'free.safetensors')}"
+    folder = export_material(open_material(spec), tmp_path / "e", "fp16")
+    assert read_manifest(folder)["grazing"]["min_cos_wo"] == pytest.approx(c45)
+    (frame,) = browser_frames([folder], "plane", 128)
+    reference = renderer_frame(spec, "plane", 128)
+    assert score(reference, frame, "fp16")[0].psnr >= 40.0
+    assert score(renderer_frame(free, "plane", 128), frame, "free")[0].psnr < 30.0
 
 
 def test_a_wrong_tangent_frame_fails(neumip_exports):

@@ -272,11 +272,34 @@ float soft_visibility(float hz[${K}], float tau, vec3 w) {
 `;
 }
 
-// neumip/lobe_pyramid.py lobe_params + shade_raw: the analytic lobe of model=hybrid
+// neumip/grazing.py: directions beyond the training grid (the manifest's "grazing", or null)
+function grazingCode(g) {
+  return `
+const float MIN_COS_WI = ${g.min_cos_wi.toPrecision(9)};
+const float MIN_COS_WO = ${g.min_cos_wo.toPrecision(9)};
+const float BEND_COS = ${g.bend_cos.toPrecision(9)};
+vec3 limit_elevation(vec3 w, float c) {
+  if (!(w.z < c)) return w;
+  return vec3(w.xy / max(length(w.xy), 1e-12) * sqrt(1.0 - c * c), c);
+}
+vec3 bend_above(vec3 w, vec3 n, bool beyond) {
+  float d = dot(w, n);
+  if (!(beyond && d < BEND_COS)) return w;
+  return normalize(w + (BEND_COS - d) * n);
+}
+`;
+}
+
+// neumip/lobe_pyramid.py lobe_params + shade_raw: the analytic lobe of model=hybrid; directions
+// flagged beyond the training grid bent above its shading horizon (neumip/grazing.py)
 const LOBE_CODE = `
-vec3 lobe_shade(float raw[10], vec3 wi, vec3 wo) {
+vec3 lobe_shade(float raw[10], vec3 wi, vec3 wo, bool beyond_i, bool beyond_o) {
   vec3 albedo = 1.0 / (1.0 + exp(-vec3(raw[0], raw[1], raw[2])));
   vec3 n = normalize(vec3(raw[3], raw[4], 1.0));
+#ifdef GRAZING
+  wi = bend_above(wi, n, beyond_i);
+  wo = bend_above(wo, n, beyond_o);
+#endif
   float m0 = raw[5], m1 = raw[6], m2 = raw[7];
   vec3 sig = vec3(m0 * m0 + m2 * m2, m1 * m1 + m2 * m2, (m0 + m1) * m2) + vec3(1e-6, 1e-6, 0.0);
   float metallic = 1.0 / (1.0 + exp(-raw[8]));
@@ -293,23 +316,28 @@ function neumipMaterial(m) {
   const lobe = m.textures.lobe, hor = m.textures.horizon;
   if (cfg.decoder === "lobe_residual" && !lobe) throw new Error("a lobe_residual decoder needs the lobe texture");
   if (!["yuv_log", "lobe_residual"].includes(cfg.decoder)) throw new Error(`decoder ${cfg.decoder} is not in this viewer`);
+  const g = m.grazing;
   let s = textureUniforms("lat", lat) + mlpFunction("dec", dec) + enc.code;
+  if (g) s += "\n#define GRAZING\n" + grazingCode(g);
   if (m.textures.offset) s += textureUniforms("off", m.textures.offset) + mlpFunction("off", m.networks.offset);
   if (lobe) s += textureUniforms("lobe", lobe) + SVBRDF_SHADING + LOBE_CODE;
   if (hor) s += textureUniforms("hor", hor) + horizonCode(cfg.horizon_azimuths);
   const C = lat.channels;
   s += `vec3 material(vec2 uv, vec3 wi, vec3 wo, float lod) {\n`;
+  // the learned parts read directions beyond the grid at its lowest elevation; the lobe the true ones
+  s += g ? `  vec3 wi_n = limit_elevation(wi, MIN_COS_WI), wo_n = limit_elevation(wo, MIN_COS_WO);\n`
+         : `  vec3 wi_n = wi, wo_n = wo;\n`;
   if (m.textures.offset) {  // neumip/neural_offset.py: uv + r wo.xy / max(wo.z, min_cos)
     const off = m.textures.offset, net = m.networks.offset;
     s += `  vec4 ol[${off.groups}];\n` + readTexture("off", off, "ol", "uv", "0.0");
     s += `  vec4 ox[${net.in_pad / 4}];\n  float of[${net.in_pad}];\n`;
     s += `  for (int i = 0; i < ${net.in_pad}; i++) of[i] = 1.0;\n`;
     for (let c = 0; c < off.channels; c++) s += `  of[${c}] = ol[${c >> 2}][${c & 3}];\n`;
-    s += `  of[${off.channels}] = wo.x;\n  of[${off.channels + 1}] = wo.y;\n`;
+    s += `  of[${off.channels}] = wo_n.x;\n  of[${off.channels + 1}] = wo_n.y;\n`;
     s += `  for (int i = 0; i < ${net.in_pad / 4}; i++) ox[i] = vec4(of[4 * i], of[4 * i + 1], of[4 * i + 2], of[4 * i + 3]);\n`;
     s += `  vec4 oy[${Math.ceil(net.n_out / 4)}];\n  off_mlp(ox, oy);\n`;
     s += `  float r = ${cfg.depth_scale.toFixed(9)} * oy[0].x;\n`;
-    s += `  uv = uv + r * wo.xy / max(wo.z, ${cfg.min_cos.toFixed(9)});\n`;
+    s += `  uv = uv + r * wo_n.xy / max(wo_n.z, ${cfg.min_cos.toFixed(9)});\n`;
   }
   s += `  vec4 lv[${lat.groups}];\n` + readTexture("lat", lat, "lv", "uv", "lod");
   s += `  float f[${dec.in_pad}];\n  for (int i = 0; i < ${dec.in_pad}; i++) f[i] = 1.0;\n`;
@@ -321,17 +349,18 @@ function neumipMaterial(m) {
     s += `  float hz[${K}];\n`;
     for (let k = 0; k < K; k++) s += `  hz[${k}] = 0.5 * PI / (1.0 + exp(-hv[${k >> 2}][${k & 3}]));\n`;
     s += `  float tau = 0.1 * exp(hv[${K >> 2}][${K & 3}]);\n`;
-    s += `  f[${at}] = soft_visibility(hz, tau, wi);\n  f[${at + 1}] = soft_visibility(hz, tau, wo);\n`;
+    s += `  f[${at}] = soft_visibility(hz, tau, wi_n);\n  f[${at + 1}] = soft_visibility(hz, tau, wo_n);\n`;
     at += 2;
   }
-  s += `  float ei[${enc.width}];\n  float eo[${enc.width}];\n  encode(wi, ei);\n  encode(wo, eo);\n`;
+  s += `  float ei[${enc.width}];\n  float eo[${enc.width}];\n  encode(wi_n, ei);\n  encode(wo_n, eo);\n`;
   s += `  for (int i = 0; i < ${enc.width}; i++) { f[${at} + i] = ei[i]; f[${at + enc.width} + i] = eo[i]; }\n`;
   at += 2 * enc.width;
   if (lobe) {
     s += `  vec4 lb[${lobe.groups}];\n` + readTexture("lobe", lobe, "lb", "uv", "lod");
     s += `  float raw[10];\n`;
     for (let c = 0; c < 10; c++) s += `  raw[${c}] = lb[${c >> 2}][${c & 3}];\n`;
-    s += `  vec3 base = lobe_shade(raw, wi, wo);\n`;
+    s += g ? `  vec3 base = lobe_shade(raw, wi, wo, wi.z < MIN_COS_WI, wo.z < MIN_COS_WO);\n`
+           : `  vec3 base = lobe_shade(raw, wi, wo, false, false);\n`;
     s += `  vec3 lb1 = log(1.0 + max(base, 0.0));\n`;
     s += `  f[${at}] = lb1.x;\n  f[${at + 1}] = lb1.y;\n  f[${at + 2}] = lb1.z;\n`;
   }

@@ -16,14 +16,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job on the default material: make its BTF (skipped when it exists), train NeuMIP
-# (model=plus, the project's variant: on weave better than the faithful model=full at every level,
-# mean of two seeds, docs/RESULTS.md) with the cpu preset (7-9 minutes on 2 cores), evaluate it on the
-# held-out directions, and render the plane scene with it beside the measured BTF, the naive, LEAN
-# and MIPNet SVBRDF mipmaps and the supersampled reference; export it and LEAN for the browser viewer.
+# (model=hybrid_horizon, the project's best variant: analytic lobe + learned horizons, ahead of
+# model=plus at every level on bumps and leather, two seeds each, docs/screen_issue20/RESULTS.md)
+# with the cpu preset cut to 9,000 steps (about 10 minutes of training on 2 cores; README "make
+# demo"), evaluate it on the held-out directions, and render the plane scene with it beside the
+# measured BTF, the naive, LEAN and MIPNet SVBRDF mipmaps and the supersampled reference; export
+# it and LEAN for the browser viewer.
+DEMO_TRAIN ?= model=hybrid_horizon preset=cpu schedule.steps=9000
 demo: install
 	test -f outputs/data/weave.h5 || $(VENV)/bin/btf-generate material=weave \
 		out=outputs/data/weave.h5 preview=$(DEMO)/weave_preview.png
-	$(VENV)/bin/neumip-train data=weave model=plus preset=cpu out_dir=$(DEMO)/neumip_weave overwrite=true
+	$(VENV)/bin/neumip-train data=weave $(DEMO_TRAIN) out_dir=$(DEMO)/neumip_weave overwrite=true
 	$(VENV)/bin/neumip-render scene=plane checkpoint=$(DEMO)/neumip_weave/checkpoints/last.safetensors \
 		'compare=[neumip,measured,naive,lean,mipnet]' width=512 height=384 reference_spp=4 out=$(DEMO)/render
 	$(VENV)/bin/neumip-export $(DEMO)/neumip_weave/checkpoints/last.safetensors out=$(DEMO)/export/neumip

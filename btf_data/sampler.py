@@ -51,10 +51,10 @@ class SamplerConfig:
     the levels, > 1 puts more of them on the fine levels (every level is still covered)."""
     pairs_per_batch: int = 0
     """0: every query draws its own (wo, wi) pair. K > 0: coherent batches, K distinct pairs
-    (all pairs when there are fewer) with batch_size / K queries each, so that the ground truth
-    is read from K whole images (one batched lookup) rather than gathered over every image of
-    the pyramid; in streaming mode K replaces images_per_step. batch_size must be a multiple of
-    K."""
+    (drawn with replacement when the file has fewer) with batch_size / K queries each, so that
+    the ground truth is read from K whole images (one batched lookup) rather than gathered over
+    every image of the pyramid; in streaming mode K replaces images_per_step. batch_size must be
+    a multiple of K."""
 
     def __post_init__(self) -> None:
         if self.pairs_per_batch < 0 or (self.pairs_per_batch and self.batch_size % self.pairs_per_batch):

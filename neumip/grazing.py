@@ -5,8 +5,8 @@ seen towards the horizon asks for views up to 90 deg. There networks extrapolate
 learned horizons (neumip/horizon.py) turn such a view into a visibility no training query ever
 had, and an analytic lobe whose shading normal leans a degree away puts the view below its
 shading horizon and returns black: a dark band just below the horizon of every plane render of
-model=hybrid_horizon (weave demo frame, 9k steps: 28.84 dB against the reference; with both rules
-below 31.95 dB, model=plus 31.29 dB; README "Grazing views").
+model=hybrid_horizon (the weave demo frame, 9k steps: 28.84 dB against the reference; 31.95 dB
+with both rules below; model=plus 31.29 dB; README "Grazing views").
 
 So, for directions below the lowest elevation of the training grid:
 - the learned parts (the neural offset, the horizons' visibilities, the decoder's direction

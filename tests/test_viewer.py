@@ -97,13 +97,14 @@ def test_every_encoding_and_ablation_in_the_shader(cfg, tmp_path):
 
 def test_directions_beyond_the_training_grid_in_the_shader(tmp_path):
     """neumip/grazing.py's two rules in the shader: a hybrid_horizon model whose (made-up) grid
-    stops at 45 deg, so that most of the plane's views and the light lie beyond it. Same frame as
-    the renderer's; and the rules change the frame (the same weights without limits score far
-    lower), so the parity is not that of a model they leave alone."""
+    stops at 30 deg for the light and 45 deg for the view, so that the light (39 deg from the
+    plane's normal) and most of the plane's views lie beyond it. Same frame as the renderer's; and
+    the rules change the frame (the same weights without limits score far lower), so the parity
+    is not that of a model they leave alone."""
     cfg = ModelConfig(backend="torch", decoder="lobe_residual", horizon_azimuths=8, latent_channels=16,
                       decoder_width=64)
-    c45 = float(np.cos(np.radians(45.0)))
-    limited = random_neumip(cfg, resolution=32, grazing=GrazingLimits(c45, c45))
+    c30, c45 = float(np.cos(np.radians(30.0))), float(np.cos(np.radians(45.0)))
+    limited = random_neumip(cfg, resolution=32, grazing=GrazingLimits(c30, c45))
     spec = f"neumip:{limited.save(tmp_path / 'limited.safetensors')}"
     free = f"neumip:{random_neumip(cfg, resolution=32).save(tmp_path / 'free.safetensors')}"
     folder = export_material(open_material(spec), tmp_path / "e", "fp16")

@@ -11,11 +11,10 @@ each other far more than 2x.
 from __future__ import annotations
 
 import argparse
-import tempfile
 
 import torch
 
-from benchmarks.suite.speed import best_of, gemm_gflops
+from benchmarks.suite.speed import best_of, gemm_gflops, train_qps
 from neumip.config import ModelConfig
 
 
@@ -86,29 +85,13 @@ def train_rows(data: str, model_cfg: ModelConfig, query_qps: dict[str, float]) -
     """Training q/s of the checkpoint's model on ``data``, each beside the whole query's inference
     rate at the same precision. The bound column's 1/3: a GEMM-bound network's step costs at least
     a forward and two backward GEMMs per layer (input and weight gradients), three forwards."""
-    from dataclasses import replace
-
-    from neumip.config import DataConfig, LoggerConfig, ScheduleConfig, TrainConfig
-    from neumip.train import Trainer
-
     out = []
     for batch, precision, pairs in TRAIN_SETTINGS:
-        with tempfile.TemporaryDirectory() as tmp:
-            schedule = ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350, offset_freeze=4050,
-                                      lod_power=2.0, pairs_per_batch=pairs)
-            cfg = TrainConfig(data=DataConfig(name="bench", path=data),
-                              model=replace(model_cfg, backend="torch"), schedule=schedule,
-                              logger=LoggerConfig(mode="disabled"), out_dir=tmp, ckpt_every=0, progress=False,
-                              precision=precision)
-            tr = Trainer(cfg)
-            tr.step = 6000  # late phase: no latent blur, offset frozen
-            steps = max(8, 2**19 // batch)
-            t = best_of(lambda tr=tr, steps=steps: [tr.train_step() for _ in range(steps)], repeats=2)
-            qps = steps * batch / t
-            what = "independent pairs" if pairs == 0 else f"{pairs} pairs per batch"
-            out.append((f"training, batch {batch}, {precision}, {what}", f"{qps / 1e6:.2f} M queries/s",
-                        f"{qps / query_qps[precision]:.2f} of the {precision} whole query "
-                        f"({query_qps[precision] / 1e6:.2f} M/s; a GEMM-bound step: <= 1/3)"))
+        qps = train_qps(data, "cpu", max(8, 2**19 // batch), batch, model_cfg, precision, pairs)
+        what = "independent pairs" if pairs == 0 else f"{pairs} pairs per batch"
+        out.append((f"training, batch {batch}, {precision}, {what}", f"{qps / 1e6:.2f} M queries/s",
+                    f"{qps / query_qps[precision]:.2f} of the {precision} whole query "
+                    f"({query_qps[precision] / 1e6:.2f} M/s; a GEMM-bound step: <= 1/3)"))
     return out
 
 

@@ -151,8 +151,13 @@ class PyramidSampler:
         return torch.where(which >= 0.9, torch.zeros_like(lod), lod)
 
     def _draw(self, n: int, n_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(image index, lod, uv) of n queries over n_images images."""
+        index = torch.randint(n_images, (n,), generator=self.generator)
+        return (index.to(self.device), *self._draw_texels(n))
+
+    def _draw_texels(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lod (n,), uv (n, 2)) of n queries, as ``cfg.lod`` says."""
         g = self.generator
-        index = torch.randint(n_images, (n,), generator=g)
         if self.cfg.lod == "continuous":
             lod = self._continuous_lods(n)
             uv = torch.rand(n, 2, generator=g)
@@ -161,7 +166,7 @@ class PyramidSampler:
             res = (2.0 ** -lod) * self.btf.resolution(0)[0]
             ij = torch.floor(torch.rand(n, 2, generator=g) * res[:, None])
             uv = (ij + 0.5) / res[:, None]
-        return index.to(self.device), lod.to(self.device), uv.to(self.device)
+        return lod.to(self.device), uv.to(self.device)
 
     def _sample_coherent(self, n: int) -> Batch:
         """K pairs x n / K queries, the queries of one pair contiguous in the batch. The K pairs
@@ -182,7 +187,7 @@ class PyramidSampler:
                 torch.from_numpy(np.stack([self.btf.image(int(a), int(b), lv) for a, b in self.pairs[pick]]))
                 .to(self.device) for lv in range(self.n_levels)])
             pairs = torch.as_tensor(self.pairs[pick], device=self.device)
-        _, lod, uv = self._draw(n, k)
+        lod, uv = self._draw_texels(n)
         rgb = lookup_trilinear_coherent(atlas, uv.view(k, m, 2), lod.view(k, m)).reshape(n, 3)
         pairs = pairs.repeat_interleave(m, dim=0)
         return Batch(uv=uv, lod=lod, wi=self.wi[pairs[:, 1]], wo=self.wo[pairs[:, 0]], rgb=rgb)

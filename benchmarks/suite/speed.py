@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,33 +119,38 @@ def query_rows(
     return rows
 
 
+def train_qps(data: Path | str, device: str, steps: int, batch: int, model: ModelConfig | None = None,
+              precision: str = "fp32", pairs_per_batch: int = 0) -> float:
+    """Training queries per second of ``model`` (default the faithful one, torch backend) on
+    ``data``, late phase (step 6000 of the cpu schedule: latent blur nearly gone, offset frozen),
+    best of two runs of ``steps`` steps."""
+    from neumip.train import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(
+            data=DataConfig(name="bench", path=str(data)),
+            model=replace(model or ModelConfig(), backend="torch"),
+            schedule=ScheduleConfig(steps=10**6, batch_size=batch, blur_halving=1350, offset_freeze=4050,
+                                    fuse_blur_every=0, pairs_per_batch=pairs_per_batch),
+            logger=LoggerConfig(mode="disabled"),
+            out_dir=tmp,
+            ckpt_every=0,
+            progress=False,
+            device=device,
+            precision=precision,
+        )
+        tr = Trainer(cfg)
+        tr.step = 6000
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        t = best_of(lambda: [tr.train_step() for _ in range(steps)], repeats=2, sync=sync)
+        return steps * batch / t
+
+
 def train_rows(
     data: Path, device: str, steps: int, batches: tuple[int, ...] = (8192, 65536)
 ) -> list[TrainRow]:
     """Training queries per second (late phase: no latent blur) of the faithful model."""
-    out = []
-    for batch in batches:
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(
-                data=DataConfig(name="bench", path=str(data)),
-                model=ModelConfig(backend="torch"),
-                schedule=ScheduleConfig(
-                    steps=10**6, batch_size=batch, blur_halving=1350, offset_freeze=4050, fuse_blur_every=0
-                ),
-                logger=LoggerConfig(mode="disabled"),
-                out_dir=tmp,
-                ckpt_every=0,
-                progress=False,
-                device=device,
-            )
-            from neumip.train import Trainer
-
-            tr = Trainer(cfg)
-            tr.step = 6000
-            sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-            t = best_of(lambda tr=tr: [tr.train_step() for _ in range(steps)], repeats=2, sync=sync)
-            out.append(TrainRow(batch, device, steps * batch / t))
-    return out
+    return [TrainRow(batch, device, train_qps(data, device, steps, batch)) for batch in batches]
 
 
 def frame_rows(checkpoint: str, sizes: list[list[int]], device: str) -> list[FrameRow]:

@@ -140,7 +140,18 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """SIGINT with Python's default handler, as a foreground job in a terminal has it. A job started
+    in the background by a script (``make test &``, ``nohup ... &``) inherits SIGINT ignored, and the
+    trainer rightly leaves it so (tested below); these tests need Ctrl-C to arrive."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("where, patch, points, saved_step", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_an_interrupt_anywhere_in_a_step_resumes_bit_identically(data, reference, tmp_path, monkeypatch,
                                                                  capsys, where, patch, points, saved_step):
     out = tmp_path / "run"
@@ -157,6 +168,22 @@ def test_an_interrupt_anywhere_in_a_step_resumes_bit_identically(data, reference
     resumed = Trainer(tiny_config(data, out, resume=True))
     assert resumed.step == saved_step
     resumed.fit()
+    assert_same_state(out, reference)
+
+
+def test_an_ignored_sigint_stays_ignored(data, reference, tmp_path, monkeypatch):
+    """Started with SIGINT ignored (``nohup neumip-train ... &``), a run is not made interruptible:
+    a SIGINT in the middle of a step changes nothing and the run ends as an uninterrupted one."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        out = tmp_path / "run"
+        trainer = Trainer(tiny_config(data, out))
+        patch_sampler(trainer, monkeypatch, AT, after=ctrl_c)
+        trainer.fit()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (out / "checkpoints" / FINISHED_NAME).exists()
     assert_same_state(out, reference)
     # The loss curve, rows dropped after the checkpoint's step and written again, is the reference's.
     assert (out / "curves_loss.csv").read_bytes() == (reference / "curves_loss.csv").read_bytes()

@@ -4,14 +4,16 @@ half-done. Every resumed run is checked against an uninterrupted run of the same
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -140,14 +142,23 @@ CASES = [
 ]
 
 
+@contextlib.contextmanager
+def sigint_handled_by(handler: Any) -> Iterator[None]:
+    """SIGINT's handler set to ``handler`` for the block, the previous one given back after it."""
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def sigint_as_in_a_terminal():
     """SIGINT with Python's default handler, as a foreground job in a terminal has it. A job started
     in the background by a script (``make test &``, ``nohup ... &``) inherits SIGINT ignored, and the
     trainer rightly leaves it so (tested below); these tests need Ctrl-C to arrive."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+    with sigint_handled_by(signal.default_int_handler):
+        yield
 
 
 @pytest.mark.parametrize("where, patch, points, saved_step", CASES, ids=[c[0] for c in CASES])
@@ -176,15 +187,12 @@ def test_an_interrupt_anywhere_in_a_step_resumes_bit_identically(data, reference
 def test_an_ignored_sigint_stays_ignored(data, reference, tmp_path, monkeypatch):
     """Started with SIGINT ignored (``nohup neumip-train ... &``), a run is not made interruptible:
     a SIGINT in the middle of a step changes nothing and the run ends as an uninterrupted one."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        out = tmp_path / "run"
+    out = tmp_path / "run"
+    with sigint_handled_by(signal.SIG_IGN):
         trainer = Trainer(tiny_config(data, out))
         patch_sampler(trainer, monkeypatch, AT, after=ctrl_c)
         trainer.fit()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    finally:
-        signal.signal(signal.SIGINT, previous)
     assert (out / "checkpoints" / FINISHED_NAME).exists()
     assert_same_state(out, reference)
     assert (out / "curves_loss.csv").read_bytes() == (reference / "curves_loss.csv").read_bytes()

@@ -1,0 +1,207 @@
+/* Trilinear, wrapped lookups in a packed channels-last pyramid, forwards and backwards: the
+ * native twin of btf_data/lookup.py's torch paths (same contract, same texel convention), for
+ * the CPU. Built on first use by btf_data/lookup_native.py; plain C99 + OpenMP, no Python or
+ * torch headers, so it compiles in about a second with the system's C compiler.
+ *
+ * Pyramid layout (lookup.py's PackedLevels): one table (rows, c) float32, level k's texel (b, y,
+ * x) of texture b at row offs[k] + (b * hs[k] + y) * ws[k] + x. Texel (y, x) has its centre at
+ * uv = ((x + 0.5) / w, (y + 0.5) / h); uv has period 1. A query reads the two levels around its
+ * lod, clamped to [0, L - 1], bilinearly each, and blends them linearly (the torch paths' lerp
+ * order, so that texel centres at integer lods return the texels exactly).
+ *
+ * Threads: OpenMP, run on the process's already loaded libgomp (torch's), so the kernels share
+ * torch's thread pool instead of starting a second one that would spin beside it.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t x0, x1, y0, y1;
+    float tx, ty;
+} Corners;
+
+static inline int64_t wrap_index(int64_t i, int64_t n) {
+    if (i < 0) return i + n;
+    if (i >= n) return i - n;
+    return i;
+}
+
+/* Corners and fractions of a bilinear lookup of (u, v) in a level of h x w texels. */
+static inline Corners corners_of(float u, float v, int64_t h, int64_t w) {
+    Corners k;
+    float x = (u - floorf(u)) * (float)w - 0.5f;
+    float y = (v - floorf(v)) * (float)h - 0.5f;
+    float xf = floorf(x), yf = floorf(y);
+    if (!(xf >= -1.0f && xf <= (float)w)) xf = x = 0.0f; /* NaN or infinite uv: read texel 0 */
+    if (!(yf >= -1.0f && yf <= (float)h)) yf = y = 0.0f;
+    k.tx = x - xf;
+    k.ty = y - yf;
+    k.x0 = wrap_index((int64_t)xf, w);
+    k.y0 = wrap_index((int64_t)yf, h);
+    k.x1 = wrap_index(k.x0 + 1, w);
+    k.y1 = wrap_index(k.y0 + 1, h);
+    return k;
+}
+
+/* The two levels (lo, hi) around a lod and the weight of hi; *inside: whether the lod lies in
+ * [0, L - 1] before clamping (the lod gradient passes there only, as torch's clamp). */
+static inline void level_pair(float lod, int64_t n_levels, int64_t *lo, int64_t *hi, float *f, int *inside) {
+    float top = (float)(n_levels - 1);
+    *inside = lod >= 0.0f && lod <= top;
+    float l = fminf(fmaxf(lod, 0.0f), top); /* NaN -> 0 */
+    int64_t i = (int64_t)floorf(l);
+    if (i > n_levels - 1) i = n_levels - 1;
+    *lo = i;
+    *hi = i + 1 < n_levels ? i + 1 : n_levels - 1;
+    *f = l - (float)i;
+}
+
+static inline const float *row_of(const float *table, int64_t c, int64_t off, int64_t b, int64_t h,
+                                  int64_t w, int64_t y, int64_t x) {
+    return table + (off + (b * h + y) * w + x) * c;
+}
+
+/* One query: out[0..c) = trilinear value. C is a compile-time constant in the specialised copies. */
+static inline __attribute__((always_inline)) void forward_one(
+    const float *table, int64_t C, int64_t n_levels, const int64_t *offs, const int64_t *hs,
+    const int64_t *ws, float u, float v, float lod, int64_t b, float *out) {
+    int64_t lo, hi;
+    float f;
+    int inside;
+    level_pair(lod, n_levels, &lo, &hi, &f, &inside);
+    float val[2][64];
+    const int64_t lv[2] = {lo, hi};
+    for (int s = 0; s < 2; ++s) {
+        int64_t k = lv[s], h = hs[k], w = ws[k];
+        Corners q = corners_of(u, v, h, w);
+        const float *t00 = row_of(table, C, offs[k], b, h, w, q.y0, q.x0);
+        const float *t01 = row_of(table, C, offs[k], b, h, w, q.y0, q.x1);
+        const float *t10 = row_of(table, C, offs[k], b, h, w, q.y1, q.x0);
+        const float *t11 = row_of(table, C, offs[k], b, h, w, q.y1, q.x1);
+        for (int64_t ch = 0; ch < C; ++ch) {
+            float top = t00[ch] + (t01[ch] - t00[ch]) * q.tx;
+            float bottom = t10[ch] + (t11[ch] - t10[ch]) * q.tx;
+            val[s][ch] = top + (bottom - top) * q.ty;
+        }
+    }
+    for (int64_t ch = 0; ch < C; ++ch) out[ch] = val[0][ch] + (val[1][ch] - val[0][ch]) * f;
+}
+
+#define FORWARD_LOOP(C)                                                                          \
+    _Pragma("omp parallel for num_threads(n_threads) schedule(static)")                          \
+    for (int64_t q = 0; q < n; ++q)                                                               \
+        forward_one(table, C, n_levels, offs, hs, ws, uv[2 * q], uv[2 * q + 1], lod ? lod[q] : 0.0f, \
+                    index ? index[q] : 0, out + q * out_stride);
+
+/* out (n, >= c) with row stride out_stride; lod NULL reads level 0; index NULL reads texture 0.
+ * c <= 64. */
+void trilinear_forward(const float *table, int64_t c, int64_t n_levels, const int64_t *offs,
+                       const int64_t *hs, const int64_t *ws, const float *uv, const float *lod,
+                       const int64_t *index, int64_t n, float *out, int64_t out_stride, int n_threads) {
+    switch (c) { /* the channel counts this project reads: constant loops the compiler unrolls */
+    case 1: FORWARD_LOOP(1) break;
+    case 3: FORWARD_LOOP(3) break;
+    case 7: FORWARD_LOOP(7) break;
+    case 8: FORWARD_LOOP(8) break;
+    case 16: FORWARD_LOOP(16) break;
+    default: FORWARD_LOOP(c) break;
+    }
+}
+
+/* One query's gradients: into gtab (the table's gradient), and d/du, d/dv, d/dlod. */
+static inline __attribute__((always_inline)) void backward_one(
+    const float *table, int64_t C, int64_t n_levels, const int64_t *offs, const int64_t *hs,
+    const int64_t *ws, float u, float v, float lod, int64_t b, const float *g, float *gtab,
+    float *guv, float *glod) {
+    int64_t lo, hi;
+    float f;
+    int inside;
+    level_pair(lod, n_levels, &lo, &hi, &f, &inside);
+    const int64_t lv[2] = {lo, hi};
+    const float wl[2] = {1.0f - f, f};
+    float du = 0.0f, dv = 0.0f, dl = 0.0f;
+    for (int s = 0; s < 2; ++s) {
+        int64_t k = lv[s], h = hs[k], w = ws[k];
+        Corners q = corners_of(u, v, h, w);
+        int64_t r00 = offs[k] + (b * h + q.y0) * w + q.x0, r01 = offs[k] + (b * h + q.y0) * w + q.x1;
+        int64_t r10 = offs[k] + (b * h + q.y1) * w + q.x0, r11 = offs[k] + (b * h + q.y1) * w + q.x1;
+        float a00 = (1.0f - q.tx) * (1.0f - q.ty) * wl[s], a01 = q.tx * (1.0f - q.ty) * wl[s];
+        float a10 = (1.0f - q.tx) * q.ty * wl[s], a11 = q.tx * q.ty * wl[s];
+        const float *t00 = table + r00 * C, *t01 = table + r01 * C, *t10 = table + r10 * C, *t11 = table + r11 * C;
+        float sx = 0.0f, sy = 0.0f, sv = 0.0f;
+        for (int64_t ch = 0; ch < C; ++ch) {
+            float gc = g[ch];
+            gtab[r00 * C + ch] += a00 * gc;
+            gtab[r01 * C + ch] += a01 * gc;
+            gtab[r10 * C + ch] += a10 * gc;
+            gtab[r11 * C + ch] += a11 * gc;
+            float top = t00[ch] + (t01[ch] - t00[ch]) * q.tx;
+            float bottom = t10[ch] + (t11[ch] - t10[ch]) * q.tx;
+            sx += gc * ((1.0f - q.ty) * (t01[ch] - t00[ch]) + q.ty * (t11[ch] - t10[ch]));
+            sy += gc * (bottom - top);
+            sv += gc * (top + (bottom - top) * q.ty);
+        }
+        du += wl[s] * sx * (float)w;
+        dv += wl[s] * sy * (float)h;
+        dl += s == 0 ? -sv : sv; /* d/dlod of lerp(v_lo, v_hi, f) = v_hi - v_lo */
+    }
+    if (guv) {
+        guv[0] = du;
+        guv[1] = dv;
+    }
+    if (glod) *glod = inside ? dl : 0.0f;
+}
+
+#define BACKWARD_LOOP(C)                                                                         \
+    for (int64_t q = q0; q < q1; ++q)                                                             \
+        backward_one(table, C, n_levels, offs, hs, ws, uv[2 * q], uv[2 * q + 1], lod ? lod[q] : 0.0f, \
+                     index ? index[q] : 0, grad_out + q * grad_stride, gtab, grad_uv ? grad_uv + 2 * q : 0, \
+                     grad_lod ? grad_lod + q : 0);
+
+/* grad_table (rows, c) is overwritten with the table's gradient; grad_uv (n, 2) and grad_lod (n,)
+ * are written when not NULL. Each thread sums its share of queries into its own copy of the
+ * table's gradient (no atomics), and the copies are added at the end. Returns 0, or 1 when the
+ * copies could not be allocated. */
+int trilinear_backward(const float *table, int64_t rows, int64_t c, int64_t n_levels, const int64_t *offs,
+                       const int64_t *hs, const int64_t *ws, const float *uv, const float *lod,
+                       const int64_t *index, int64_t n, const float *grad_out, int64_t grad_stride,
+                       float *grad_table, float *grad_uv, float *grad_lod, int n_threads) {
+    if (n_threads < 1) n_threads = 1;
+    int64_t size = rows * c;
+    float *copies = NULL;
+    if (n_threads > 1) {
+        copies = (float *)calloc((size_t)(n_threads - 1) * (size_t)size, sizeof(float));
+        if (!copies) return 1;
+    }
+    memset(grad_table, 0, (size_t)size * sizeof(float));
+#pragma omp parallel num_threads(n_threads)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        extern int omp_get_thread_num(void);
+        extern int omp_get_num_threads(void);
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        float *gtab = t == 0 ? grad_table : copies + (int64_t)(t - 1) * size;
+        int64_t q0 = n * t / nt, q1 = n * (t + 1) / nt;
+        switch (c) {
+        case 1: BACKWARD_LOOP(1) break;
+        case 3: BACKWARD_LOOP(3) break;
+        case 7: BACKWARD_LOOP(7) break;
+        case 8: BACKWARD_LOOP(8) break;
+        case 16: BACKWARD_LOOP(16) break;
+        default: BACKWARD_LOOP(c) break;
+        }
+#pragma omp barrier
+        for (int s = 1; s < nt; ++s) {
+            const float *src = copies + (int64_t)(s - 1) * size;
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < size; ++i) grad_table[i] += src[i];
+        }
+    }
+    free(copies);
+    return 0;
+}

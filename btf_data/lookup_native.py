@@ -1,0 +1,147 @@
+"""The native twin of btf_data/lookup.py's trilinear lookup (``lookup_kernel.c``), forwards and
+backwards, for float32 textures on the CPU.
+
+Why: on the CPU the torch paths spend most of a query in ``grid_sample`` (the atlas, 4.2 M
+queries/s for 16 channels on 2 cores) and most of a training step's sampler in int64 index
+arithmetic and gathers; the kernel reads the 8 texels of a query in one pass with no
+intermediate tensors (issue 22). Same contract and texel convention as lookup.py; its tests hold
+it to the gather path, values and gradients. :func:`native_lookup` is None where the kernel
+cannot be built (no C compiler, ``NEUMIP_NATIVE=0``): lookup.py then keeps its torch paths.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from plumbing.native_build import NativeUnavailable, load
+
+log = logging.getLogger(__name__)
+
+#: The kernel's most channels per texel (its per-query stack arrays).
+MAX_CHANNELS = 64
+
+_p = ctypes.c_void_p
+_i64 = ctypes.c_int64
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    try:
+        lib = load(Path(__file__).with_name("lookup_kernel.c"))
+    except NativeUnavailable as e:
+        log.warning("native lookups off, torch lookups used instead: %s", e)
+        return None
+    lib.trilinear_forward.argtypes = [_p, _i64, _i64, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, ctypes.c_int]
+    lib.trilinear_forward.restype = None
+    lib.trilinear_backward.argtypes = [_p, _i64, _i64, _i64, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, _p, _p,
+                                       _p, ctypes.c_int]
+    lib.trilinear_backward.restype = ctypes.c_int
+    return lib
+
+
+def native_available() -> bool:
+    """Whether the kernel is built and loaded (builds it on the first call)."""
+    return _library() is not None
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def supports(table: torch.Tensor, uv: torch.Tensor) -> bool:
+    """Whether the kernel serves this lookup: float32 CPU tensors, at most MAX_CHANNELS channels,
+    the kernel built."""
+    return (table.device.type == "cpu" and uv.device.type == "cpu" and table.dtype == torch.float32
+            and uv.dtype == torch.float32 and table.shape[-1] <= MAX_CHANNELS and native_available())
+
+
+class Layout:
+    """The pyramid's level offsets (rows), heights and widths, int64 on the CPU."""
+
+    def __init__(self, offs: torch.Tensor, hs: torch.Tensor, ws: torch.Tensor) -> None:
+        self.offs, self.hs, self.ws = (t.to(torch.int64).contiguous() for t in (offs, hs, ws))
+        self.n_levels = int(self.offs.numel())
+
+    def textures(self, rows: int) -> int:
+        """Textures per level of a table of ``rows`` rows (level 0's rows over its texels)."""
+        end = int(self.offs[1]) if self.n_levels > 1 else rows
+        return (end - int(self.offs[0])) // int(self.hs[0] * self.ws[0])
+
+
+def layout_of(levels: list[torch.Tensor]) -> Layout:
+    """Layout of levels (B, H_k, W_k, C) packed in order (lookup.py's ``pack_levels``)."""
+    sizes = [lv.numel() // lv.shape[-1] for lv in levels]
+    offs = torch.tensor([0] + sizes[:-1], dtype=torch.int64).cumsum(0)
+    return Layout(offs, torch.tensor([lv.shape[1] for lv in levels]),
+                  torch.tensor([lv.shape[2] for lv in levels]))
+
+
+def _forward(table: torch.Tensor, lay: Layout, uv: torch.Tensor, lod: torch.Tensor | None,
+             index: torch.Tensor | None) -> torch.Tensor:
+    n, c = uv.shape[0], table.shape[-1]
+    out = torch.empty(n, c, dtype=torch.float32)
+    _library().trilinear_forward(_ptr(table), c, lay.n_levels, _ptr(lay.offs), _ptr(lay.hs), _ptr(lay.ws),
+                                 _ptr(uv), _ptr(lod), _ptr(index), n, _ptr(out), c, torch.get_num_threads())
+    return out
+
+
+class _Trilinear(torch.autograd.Function):
+    """(table (rows, C), uv (N, 2), lod (N,) or None) -> (N, C); gradients to all three."""
+
+    @staticmethod
+    def forward(ctx, table, uv, lod, lay, index):  # type: ignore[override]
+        ctx.save_for_backward(table, uv, lod, index)
+        ctx.lay = lay
+        return _forward(table, lay, uv, lod, index)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        table, uv, lod, index = ctx.saved_tensors
+        lay = ctx.lay
+        grad = grad.contiguous().float()
+        n, c = uv.shape[0], table.shape[-1]
+        g_table = torch.empty_like(table)
+        g_uv = torch.empty(n, 2) if ctx.needs_input_grad[1] else None
+        g_lod = torch.empty(n) if lod is not None and ctx.needs_input_grad[2] else None
+        failed = _library().trilinear_backward(
+            _ptr(table), table.shape[0], c, lay.n_levels, _ptr(lay.offs), _ptr(lay.hs), _ptr(lay.ws),
+            _ptr(uv), _ptr(lod), _ptr(index), n, _ptr(grad), c, _ptr(g_table), _ptr(g_uv), _ptr(g_lod),
+            torch.get_num_threads())
+        if failed:
+            raise MemoryError("native lookup backward: no memory for the per-thread gradient copies")
+        return g_table, g_uv, g_lod, None, None
+
+
+def trilinear_table(table: torch.Tensor, lay: Layout, uv: torch.Tensor, lod: torch.Tensor | None,
+                    index: torch.Tensor | None = None) -> torch.Tensor:
+    """Trilinear lookups in a packed table (rows, C) of layout ``lay``: uv (N, 2), lod (N,) or
+    None (level 0, bilinear), index (N,) int64 or None (texture 0) -> (N, C) float32,
+    differentiable in table, uv and lod."""
+    n = uv.shape[0]
+    # The kernel reads raw memory: shapes and indices are checked here, where torch would check them.
+    shapes = [tuple(t.shape) if t is not None else None for t in (uv, lod, index)]
+    if shapes[0] != (n, 2) or shapes[1] not in (None, (n,)) or shapes[2] not in (None, (n,)):
+        raise ValueError(f"lookup: uv {shapes[0]}, lod {shapes[1]}, index {shapes[2]}: "
+                         "expected (N, 2), (N,), (N,)")
+    uv = uv.contiguous()
+    lod = None if lod is None else lod.to(torch.float32).contiguous()
+    index = None if index is None else index.to(torch.int64).contiguous()
+    if index is not None and n:
+        b, lo, hi = lay.textures(table.shape[0]), int(index.min()), int(index.max())
+        if lo < 0 or hi >= b:
+            raise IndexError(f"lookup: texture index {lo if lo < 0 else hi} is out of range for {b} textures")
+    return _Trilinear.apply(table.contiguous(), uv, lod, lay, index)
+
+
+def trilinear_levels(levels: list[torch.Tensor], uv: torch.Tensor, lod: torch.Tensor | None,
+                     index: torch.Tensor | None = None) -> torch.Tensor:
+    """The same for levels (B, H_k, W_k, C), packed here (differentiably: gradients reach each
+    level through the concatenation)."""
+    c = levels[0].shape[-1]
+    table = levels[0].reshape(-1, c) if len(levels) == 1 else torch.cat([lv.reshape(-1, c) for lv in levels])
+    return trilinear_table(table, layout_of(levels), uv, lod, index)

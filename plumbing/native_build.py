@@ -1,0 +1,116 @@
+"""Native CPU kernels: a C source of the package compiled on first use into a cached shared
+library, loaded with ctypes; where that cannot be done the caller keeps its torch path.
+
+Why at first use and not at install: the wheel stays pure Python (one wheel for every machine),
+and the library is compiled for the CPU it runs on (``-march=native``: AVX-512 where there is
+AVX-512). The sources are plain C99 + OpenMP, with no Python or torch headers, so a build takes
+about a second; it needs only a C compiler (``cc``, or ``$CC``). The library is cached under
+``$NEUMIP_CACHE`` (default ``~/.cache/neumip``), keyed by the source, the flags, the compiler's
+version and the CPU's feature flags, written under a temporary name and renamed into place (two
+processes building at once both succeed). ``NEUMIP_NATIVE=0`` turns every kernel off.
+
+OpenMP: the library is linked against ``libgomp.so.1`` by soname; loaded after torch (which
+brings its own ``libgomp.so.1``) the loader reuses torch's, so kernels and torch share one thread
+pool and no second pool spins beside the first (the collapse ``plumbing/thread_share.py`` is about).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu99")
+#: Seconds a compile may take before the kernel is given up for this process.
+COMPILE_TIMEOUT = 120
+
+
+class NativeUnavailable(RuntimeError):
+    """Why a kernel could not be built or loaded (the caller falls back to torch)."""
+
+
+def native_enabled() -> bool:
+    """False when ``NEUMIP_NATIVE`` is 0 / false / off / no."""
+    return os.environ.get("NEUMIP_NATIVE", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def cache_dir() -> Path:
+    """Where built libraries are kept: $NEUMIP_CACHE, else $XDG_CACHE_HOME/neumip, else ~/.cache/neumip."""
+    given = os.environ.get("NEUMIP_CACHE")
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "neumip"
+
+
+def _cpu_fingerprint() -> str:
+    """The CPU's feature flags (a library built with -march=native runs only where they hold)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    import platform
+
+    return platform.machine() + platform.processor()
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        raise NativeUnavailable(f"no C compiler ({cc!r} is not on PATH; set CC)")
+    return cc
+
+
+def build(source: Path) -> Path:
+    """The cached library of ``source``, compiled when missing. Raises NativeUnavailable."""
+    cc = _compiler()
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise NativeUnavailable(f"{cc} --version failed ({e})") from None
+    key = hashlib.sha256("\0".join([source.read_text(), " ".join(FLAGS), version,
+                                    _cpu_fingerprint()]).encode()).hexdigest()[:20]
+    folder = cache_dir() / "native"
+    lib = folder / f"{source.stem}-{key}.so"
+    if lib.exists():
+        return lib
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{lib.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+    except OSError as e:
+        raise NativeUnavailable(f"cannot write the kernel cache {folder} ({e}; set NEUMIP_CACHE)") from None
+    try:
+        done = subprocess.run([cc, *FLAGS, "-o", tmp, str(source), "-lm"], capture_output=True, text=True,
+                              timeout=COMPILE_TIMEOUT)
+        if done.returncode != 0:
+            raise NativeUnavailable(f"{cc} failed on {source.name}: {done.stderr.strip()[-500:]}")
+        os.replace(tmp, lib)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise NativeUnavailable(f"building {source.name} failed ({e})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("built native kernel %s", lib)
+    return lib
+
+
+def load(source: Path) -> ctypes.CDLL:
+    """Build (or find) and load ``source``'s library. Import torch before: its libgomp is then
+    the one the library binds to. Raises NativeUnavailable."""
+    if not native_enabled():
+        raise NativeUnavailable("NEUMIP_NATIVE=0")
+    lib = build(source)
+    try:
+        return ctypes.CDLL(str(lib))
+    except OSError as e:
+        raise NativeUnavailable(f"cannot load {lib} ({e})") from None

@@ -34,7 +34,9 @@ def circulant_gaussian(n: int, sigma: float, dtype: torch.dtype, device: torch.d
 def blur_wrapped(texture: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur a channels-last texture (B, H, W, C) with a wrapped Gaussian of ``sigma`` texels.
 
-    Returns the input itself when sigma < MIN_SIGMA. Differentiable.
+    Returns the input itself when sigma < MIN_SIGMA. Differentiable. Computed in the texture's
+    own precision even under autocast: a blurred texture is a texture (read by the lookups, kept
+    by the neural offset's cache), not an activation.
     """
     if sigma < MIN_SIGMA:
         return texture
@@ -42,5 +44,6 @@ def blur_wrapped(texture: torch.Tensor, sigma: float) -> torch.Tensor:
     mh = circulant_gaussian(h, sigma, texture.dtype, texture.device)
     mw = circulant_gaussian(w, sigma, texture.dtype, texture.device)
     x = texture.permute(0, 3, 1, 2)  # (B, C, H, W)
-    x = mh @ x @ mw.t()
+    with torch.autocast(texture.device.type, enabled=False):
+        x = mh @ x @ mw.t()
     return x.permute(0, 2, 3, 1)

@@ -52,6 +52,36 @@ def test_torch_mlp_pads_inputs_with_ones_like_a_first_layer_bias():
     torch.testing.assert_close(mlp(x), want)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_torch_mlp_inference_path_equals_the_padded_layout_and_follows_weight_changes(fused, monkeypatch):
+    """Without autograd the MLP runs its inference path (oneDNN's fused linear + ReLU, or plain
+    linear layers where that is missing; bf16 under autocast, in chunks): the same numbers as the
+    padded layout computed by hand (fp32 to round-off, bf16 to its 8-bit mantissa), and new
+    numbers once the weights change (its cast weights are rebuilt)."""
+    monkeypatch.setattr(TorchMLP, "_fused", fused)
+    monkeypatch.setattr(TorchMLP, "inference_chunk", 1000)  # several chunks and a partial one
+    torch.manual_seed(1)
+    mlp = TorchMLP(9, 3, 32, 3)
+    x = torch.randn(2500, 9)
+
+    def by_hand() -> torch.Tensor:
+        mats = [m.detach() for m in mlp.matrices()]
+        h = torch.cat([x, torch.ones(2500, 16 - 9)], dim=1)  # tiny-cuda-nn's padding with ones
+        for w in mats[:-1]:
+            h = torch.relu(h @ w.t())
+        return (h @ mats[-1].t())[:, :3]
+
+    with torch.no_grad():
+        torch.testing.assert_close(mlp(x), by_hand(), atol=1e-5, rtol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = mlp(x)
+        assert low.dtype == torch.float32
+        err = (low - by_hand()).abs().max() / by_hand().abs().max()
+        assert 1e-5 < err < 3e-2  # bf16 (not fp32 silently), and close
+        mlp.params.mul_(-0.5)  # in place: the cached weights must notice
+        torch.testing.assert_close(mlp(x), by_hand(), atol=1e-5, rtol=1e-5)
+
+
 def test_backend_selection():
     if not TCNN_OK:
         assert resolve_backend("auto") == "torch"

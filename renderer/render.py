@@ -259,10 +259,14 @@ def render(scene: Scene, material: Material, settings: RenderSettings, samples_p
         for start in range(0, n_samples, settings.chunk):
             adjust_threads()
             idx = torch.arange(start, min(start + settings.chunk, n_samples))
-            pix, sub = idx // (s * s), idx % (s * s)
-            jitter = torch.rand(idx.shape[0], 2, generator=g) if s > 1 else torch.full((idx.shape[0], 2), 0.5)
-            px = (pix % w).float() + ((sub % s).float() + jitter[:, 0]) / s
-            py = (pix // w).float() + ((sub // s).float() + jitter[:, 1]) / s
+            if s > 1:
+                pix, sub = idx // (s * s), idx % (s * s)
+                jitter = torch.rand(idx.shape[0], 2, generator=g)
+                px = (pix % w).float() + ((sub % s).float() + jitter[:, 0]) / s
+                py = (pix // w).float() + ((sub // s).float() + jitter[:, 1]) / s
+            else:  # the pixel centres (pixel = sample)
+                pix = idx
+                px, py = (idx % w).float() + 0.5, (idx // w).float() + 0.5
             px, py, pix = px.to(dev), py.to(dev), pix.to(dev)
 
             synchronize(dev)
@@ -270,20 +274,31 @@ def render(scene: Scene, material: Material, settings: RenderSettings, samples_p
             q = pixel_queries(scene, px, py, footprint=fixed_lod is None)
             wo, wi, irradiance = q.wo, q.wi, q.irradiance
             ok = q.valid & (wo[:, 2] > 0) & (wi[:, 2] > 0)
-            sel = torch.nonzero(ok, as_tuple=True)[0]
+            every = bool(ok.all())  # most chunks of a frame: no copies of the queries then
+            sel = None if every else torch.nonzero(ok, as_tuple=True)[0]
+
+            def kept(t: torch.Tensor, sel: torch.Tensor | None = sel) -> torch.Tensor:
+                return t if sel is None else t[sel]
+
             synchronize(dev)
             t1 = time.perf_counter()
             if fixed_lod is None:
-                rgb = eval_footprint(material, q.uv[sel], wi[sel], wo[sel], q.duvdx[sel], q.duvdy[sel],
+                rgb = eval_footprint(material, kept(q.uv), kept(wi), kept(wo), kept(q.duvdx), kept(q.duvdy),
                                      settings)
             else:
+                uv_kept = kept(q.uv)
                 with material_precision(settings):
-                    rgb = material.eval(q.uv[sel], wi[sel], wo[sel],
-                                        torch.full((sel.shape[0],), float(fixed_lod), device=dev)).float()
+                    rgb = material.eval(uv_kept, kept(wi), kept(wo),
+                                        torch.full((uv_kept.shape[0],), float(fixed_lod), device=dev)).float()
             synchronize(dev)
             t2 = time.perf_counter()
-            radiance = rgb * (wi[sel, 2:3] * irradiance[sel])
-            image.index_add_(0, pix[sel], radiance / (s * s))
+            radiance = rgb * (kept(wi)[:, 2:3] * kept(irradiance))
+            if s == 1 and every:  # one sample per pixel, the chunk's pixels in order
+                image[start : start + idx.shape[0]] = radiance
+            elif s == 1:
+                image[kept(pix)] = radiance
+            else:
+                image.index_add_(0, kept(pix), radiance / (s * s))
             synchronize(dev)
             t3 = time.perf_counter()
             times.intersect += t1 - t0

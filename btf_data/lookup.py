@@ -217,21 +217,28 @@ def _sample_atlas(atlas: Atlas, uv: torch.Tensor, level: torch.Tensor) -> torch.
     return out[:, :, 0].transpose(1, 2)
 
 
+def _into(out: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+    return value if out is None else out.copy_(value)
+
+
 def lookup_bilinear(
-    texture: torch.Tensor, uv: torch.Tensor, index: torch.Tensor | None = None
+    texture: torch.Tensor, uv: torch.Tensor, index: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bilinear, wrapped lookup.
 
     texture: (B, H, W, C); uv: (N, 2) any real values (period 1); index: (N,) int64 in [0, B),
-    which texture of the batch each query reads (None: all read texture 0).
-    Returns (N, C). Differentiable in ``texture`` and ``uv``.
+    which texture of the batch each query reads (None: all read texture 0); out: None, or an (N,
+    C) view to fill (the columns of a wider input: the native kernel then writes there directly).
+    Returns (N, C) (``out`` when given). Differentiable in ``texture`` and ``uv``.
     """
     if lookup_native.supports(texture, uv):
-        return lookup_native.trilinear_levels([texture], uv, None, index)
+        return lookup_native.trilinear_levels([texture], uv, None, index, out)
     if index is not None or texture.shape[0] != 1:
-        return lookup_bilinear_gather(texture, uv, index)
+        return _into(out, lookup_bilinear_gather(texture, uv, index))
     atlas = pack_atlas([texture])
-    return _sample_atlas(atlas, uv[None], torch.zeros(1, uv.shape[0], dtype=torch.long, device=uv.device))[0]
+    zeros = torch.zeros(1, uv.shape[0], dtype=torch.long, device=uv.device)
+    return _into(out, _sample_atlas(atlas, uv[None], zeros)[0])
 
 
 def lookup_trilinear(
@@ -239,29 +246,30 @@ def lookup_trilinear(
     uv: torch.Tensor,
     lod: torch.Tensor,
     index: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Trilinear lookup: bilinear inside the two levels around ``lod``, linear between them.
 
     levels: L tensors (B, H_k, W_k, C), level 0 finest, their :func:`pack_atlas` (one texture per
     level, the fast path) or their :func:`pack_levels` (batches of textures); uv: (N, 2); lod:
-    (N,) continuous, clamped to [0, L - 1]; index: (N,) or None as in :func:`lookup_bilinear`.
-    Returns (N, C), differentiable in the levels, uv and lod. At integer lod and texel centres it
-    returns the texel values (to float32 round-off on the fast path).
+    (N,) continuous, clamped to [0, L - 1]; index: (N,) or None and out as in
+    :func:`lookup_bilinear`. Returns (N, C), differentiable in the levels, uv and lod. At integer
+    lod and texel centres it returns the texel values (to float32 round-off on the fast path).
     """
     if isinstance(levels, PackedLevels):
         if lookup_native.supports(levels.table, uv):
             lay = lookup_native.Layout(levels.offsets, levels.heights, levels.widths)
-            return lookup_native.trilinear_table(levels.table, lay, uv, lod, index)
-        return lookup_trilinear_gather(levels, uv, lod, index)
+            return lookup_native.trilinear_table(levels.table, lay, uv, lod, index, out)
+        return _into(out, lookup_trilinear_gather(levels, uv, lod, index))
     if not isinstance(levels, Atlas) and lookup_native.supports(levels[0], uv):
-        return lookup_native.trilinear_levels(list(levels), uv, lod, index)
+        return lookup_native.trilinear_levels(list(levels), uv, lod, index, out)
     if index is not None:
-        return lookup_trilinear_gather(levels, uv, lod, index)
+        return _into(out, lookup_trilinear_gather(levels, uv, lod, index))
     atlas = levels if isinstance(levels, Atlas) else pack_atlas(levels)
     if atlas.image.shape[0] != 1:
         raise ValueError(f"lookup_trilinear without index reads one texture, the atlas holds "
                          f"{atlas.image.shape[0]}: use lookup_trilinear_coherent")
-    return lookup_trilinear_coherent(atlas, uv[None], lod[None])[0]
+    return _into(out, lookup_trilinear_coherent(atlas, uv[None], lod[None])[0])
 
 
 def lookup_trilinear_coherent(atlas: Atlas, uv: torch.Tensor, lod: torch.Tensor) -> torch.Tensor:

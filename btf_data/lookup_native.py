@@ -82,11 +82,13 @@ def layout_of(levels: list[torch.Tensor]) -> Layout:
 
 
 def _forward(table: torch.Tensor, lay: Layout, uv: torch.Tensor, lod: torch.Tensor | None,
-             index: torch.Tensor | None) -> torch.Tensor:
+             index: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
     n, c = uv.shape[0], table.shape[-1]
-    out = torch.empty(n, c, dtype=torch.float32)
+    if out is None:
+        out = torch.empty(n, c, dtype=torch.float32)
     _library().trilinear_forward(_ptr(table), c, lay.n_levels, _ptr(lay.offs), _ptr(lay.hs), _ptr(lay.ws),
-                                 _ptr(uv), _ptr(lod), _ptr(index), n, _ptr(out), c, torch.get_num_threads())
+                                 _ptr(uv), _ptr(lod), _ptr(index), n, _ptr(out), out.stride(0),
+                                 torch.get_num_threads())
     return out
 
 
@@ -118,10 +120,12 @@ class _Trilinear(torch.autograd.Function):
 
 
 def trilinear_table(table: torch.Tensor, lay: Layout, uv: torch.Tensor, lod: torch.Tensor | None,
-                    index: torch.Tensor | None = None) -> torch.Tensor:
+                    index: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Trilinear lookups in a packed table (rows, C) of layout ``lay``: uv (N, 2), lod (N,) or
     None (level 0, bilinear), index (N,) int64 or None (texture 0) -> (N, C) float32,
-    differentiable in table, uv and lod."""
+    differentiable in table, uv and lod. ``out``: an (N, C) float32 view to fill and return (e.g.
+    the first columns of an MLP's input, so that no concatenation copies the lookups again):
+    written by the kernel directly without autograd, copied into with it."""
     n = uv.shape[0]
     # The kernel reads raw memory: shapes and indices are checked here, where torch would check them.
     shapes = [tuple(t.shape) if t is not None else None for t in (uv, lod, index)]
@@ -135,13 +139,21 @@ def trilinear_table(table: torch.Tensor, lay: Layout, uv: torch.Tensor, lod: tor
         b, lo, hi = lay.textures(table.shape[0]), int(index.min()), int(index.max())
         if lo < 0 or hi >= b:
             raise IndexError(f"lookup: texture index {lo if lo < 0 else hi} is out of range for {b} textures")
+    if out is not None:
+        if out.shape != (n, table.shape[-1]) or out.dtype != torch.float32:
+            raise ValueError(f"lookup: out is {out.dtype} {tuple(out.shape)}, expected float32 "
+                             f"({n}, {table.shape[-1]})")
+        graph = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (table, uv, lod))
+        if not graph and out.stride(1) == 1:
+            return _forward(table.contiguous(), lay, uv, lod, index, out)
+        return out.copy_(_Trilinear.apply(table.contiguous(), uv, lod, lay, index))
     return _Trilinear.apply(table.contiguous(), uv, lod, lay, index)
 
 
 def trilinear_levels(levels: list[torch.Tensor], uv: torch.Tensor, lod: torch.Tensor | None,
-                     index: torch.Tensor | None = None) -> torch.Tensor:
+                     index: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """The same for levels (B, H_k, W_k, C), packed here (differentiably: gradients reach each
     level through the concatenation)."""
     c = levels[0].shape[-1]
     table = levels[0].reshape(-1, c) if len(levels) == 1 else torch.cat([lv.reshape(-1, c) for lv in levels])
-    return trilinear_table(table, layout_of(levels), uv, lod, index)
+    return trilinear_table(table, layout_of(levels), uv, lod, index, out)

@@ -48,20 +48,43 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig, backend: str) -> None:
         super().__init__()
         self.encoding = cfg.direction_encoding
+        self.latent_width = cfg.decoder_latent_width
 
     @property
     def backend(self) -> str:
         """The MLP backend actually in use (``torch`` or ``tcnn``)."""
         return self.mlp.backend
 
+    def input_buffer(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, slot): the MLP's input x (n, mlp.n_in) float32, uninitialised, and its first C
+        columns ``slot`` (n, C), where the caller writes the latent (the lookups write there
+        directly: no concatenation copies them again); :meth:`decode` fills the rest."""
+        x = torch.empty(n, self.mlp.n_in, device=device)
+        return x, x[:, : self.latent_width]
+
     def mlp_input(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
-        """latent (N, C), wi (N, 3), wo (N, 3) -> the MLP's input (N, C + 2 * encoding width)."""
-        return torch.cat([latent, encode_direction(wi, self.encoding), encode_direction(wo, self.encoding)],
-                         dim=1)
+        """latent (N, C), wi (N, 3), wo (N, 3) -> the MLP's input, latent and directions (N, C + 2 *
+        encoding width)."""
+        x, slot = self.input_buffer(latent.shape[0], latent.device)
+        slot.copy_(latent)
+        return self._directions_into(x, wi, wo)[:, : self.latent_width + 2 * encoding_width(self.encoding)]
+
+    def _directions_into(self, x: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor) -> torch.Tensor:
+        c, e = self.latent_width, encoding_width(self.encoding)
+        x[:, c : c + e] = encode_direction(wi, self.encoding)
+        x[:, c + e : c + 2 * e] = encode_direction(wo, self.encoding)
+        return x
 
     def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                 base: torch.Tensor | None = None) -> torch.Tensor:
         """latent (N, C), wi (N, 3), wo (N, 3), base (N, 3) or None -> rgb (N, 3)."""
+        x, slot = self.input_buffer(latent.shape[0], latent.device)
+        slot.copy_(latent)
+        return self.decode(x, wi, wo, base)
+
+    def decode(self, x: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+               base: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`forward` on an :meth:`input_buffer` x whose slot holds the latent."""
         raise NotImplementedError
 
 
@@ -87,10 +110,10 @@ class YUVLogDecoder(Decoder):
             rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))
         return rgb if self.training else rgb.clamp_min(0.0)
 
-    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
-                base: torch.Tensor | None = None) -> torch.Tensor:
-        """latent (N, C), wi (N, 3), wo (N, 3) -> rgb (N, 3); ``base`` is not used."""
-        return self.head(self.mlp(self.mlp_input(latent, wi, wo)))
+    def decode(self, x: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+               base: torch.Tensor | None = None) -> torch.Tensor:
+        """rgb (N, 3); ``base`` is not used."""
+        return self.head(self.mlp(self._directions_into(x, wi, wo)))
 
 
 class LobeResidualDecoder(Decoder):
@@ -110,12 +133,14 @@ class LobeResidualDecoder(Decoder):
         self.mlp.zero_output_layer()
         self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)
 
-    def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
-                base: torch.Tensor | None = None) -> torch.Tensor:
-        """latent (N, C), wi (N, 3), wo (N, 3), base (N, 3) the lobe's rgb -> rgb (N, 3)."""
+    def decode(self, x: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
+               base: torch.Tensor | None = None) -> torch.Tensor:
+        """rgb (N, 3) from the lobe's rgb ``base`` (N, 3) and the rest."""
         if base is None:
             raise ValueError("the lobe_residual decoder needs the lobe's rgb (base)")
-        t = self.mlp(torch.cat([self.mlp_input(latent, wi, wo), torch.log1p(base.clamp_min(0.0))], dim=1))
+        x = self._directions_into(x, wi, wo)
+        x[:, -3:] = torch.log1p(base.clamp_min(0.0))
+        t = self.mlp(x)
         rgb = base * (2.0 * torch.sigmoid(t[:, 3:6])) + torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
         return rgb if self.training else rgb.clamp_min(0.0)
 

@@ -48,15 +48,16 @@ class LatentPyramid(nn.Module):
         return [blur_wrapped(t, blur_sigma / 2**k) for k, t in enumerate(self.levels)]
 
     def forward(self, uv: torch.Tensor, lod: torch.Tensor, blur_sigma: float = 0.0,
-                beside: list[torch.Tensor] | None = None) -> torch.Tensor:
+                beside: list[torch.Tensor] | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
         """uv (N, 2), lod (N,) continuous -> latents (N, C), read from :meth:`blurred_levels`.
         ``beside``: more textures of the same level sizes (e.g. the lobe pyramid), read in the same
         lookup: then (N, C + their channels), theirs after the latent's (one lookup for every
-        channel group: the same numbers as separate lookups, in one pass)."""
+        channel group: the same numbers as separate lookups, in one pass). ``out``: an (N, C...)
+        view to write into and return (the decoder's input columns)."""
         levels = self.blurred_levels(blur_sigma)
         if beside is not None:
             levels = [torch.cat([a, b], dim=-1) for a, b in zip(levels, beside, strict=True)]
-        return lookup_trilinear(levels, uv, lod)
+        return lookup_trilinear(levels, uv, lod, out=out)
 
     @torch.no_grad()
     def fuse_blur(self, weight: float, sigma: float) -> None:

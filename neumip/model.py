@@ -229,16 +229,19 @@ class NeuMIP(nn.Module):
         if self.offset is not None:
             uv = self.offset(uv, wo_net, sigma)
         base = None
+        # The latents go straight into the decoder's input (no concatenation copies them again).
+        x, slot = self.decoder.input_buffer(uv.shape[0], uv.device)
+        c = self.pyramid.channels
         if self.lobe is None:
-            latent = self.pyramid(uv, lod, sigma)
+            self.pyramid(uv, lod, sigma, out=slot[:, :c])
         else:  # the lobe's texels in the latents' lookup (unblurred): one lookup for both
             both = self.pyramid(uv, lod, sigma, beside=list(self.lobe.levels))
-            c = self.pyramid.channels
             beyond = None if g is None else (wi[:, 2] < g.min_cos_wi, wo[:, 2] < g.min_cos_wo)
-            latent, base = both[:, :c], self.lobe.shade_raw(both[:, c:], wi, wo, beyond)
+            slot[:, :c] = both[:, :c]
+            base = self.lobe.shade_raw(both[:, c:], wi, wo, beyond)
         if self.horizon is not None:
-            latent = torch.cat([latent, self.horizon(uv, lod, wi_net, wo_net, sigma)], dim=1)
-        return self.decoder(latent, wi_net, wo_net, base)
+            slot[:, c:] = self.horizon(uv, lod, wi_net, wo_net, sigma)
+        return self.decoder.decode(x, wi_net, wo_net, base)
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint_meta(self) -> dict[str, Any]:

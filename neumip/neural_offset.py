@@ -44,8 +44,12 @@ class NeuralOffset(nn.Module):
 
     def depth(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
         """Depth r (N,) in uv units for uv (N, 2) and wo (N, 3)."""
-        latent = lookup_bilinear(self.blurred_texture(max(blur_sigma, self.blur_min)), uv)
-        return self.depth_scale * self.mlp(torch.cat([latent, wo[:, :2]], dim=1))[:, 0]
+        texture = self.blurred_texture(max(blur_sigma, self.blur_min))
+        c = texture.shape[-1]
+        x = torch.empty(uv.shape[0], c + 2, device=uv.device)  # the MLP's input: latent, wo.xy
+        lookup_bilinear(texture, uv, out=x[:, :c])
+        x[:, c:] = wo[:, :2]
+        return self.depth_scale * self.mlp(x)[:, 0]
 
     def forward(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
         """Shifted uv (N, 2)."""

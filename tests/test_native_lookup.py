@@ -136,3 +136,26 @@ def test_without_the_kernel_lookups_fall_back_to_torch(monkeypatch, caplog):
         monkeypatch.delenv("NEUMIP_NATIVE")
         lookup_native._library.cache_clear()
     assert lookup_native.native_available()
+
+
+def test_out_fills_the_columns_of_a_wider_input_with_and_without_autograd():
+    """``out`` (a column block of an MLP's input): without autograd the kernel writes there
+    directly (strided rows), with it the lookup is copied in and gradients flow through the copy;
+    both equal the plain lookup, and the other columns are left alone."""
+    g = torch.Generator().manual_seed(11)
+    levels = [torch.randn(1, 16 >> k, 16 >> k, 7, generator=g, requires_grad=True) for k in range(4)]
+    uv, lod = torch.rand(3000, 2, generator=g), torch.rand(3000, generator=g) * 3
+    want = lookup_trilinear_gather(levels, uv, lod)
+    with torch.no_grad():
+        x = torch.full((3000, 10), -7.0)
+        got = lookup_trilinear(levels, uv, lod, out=x[:, 2:9])
+        assert got.data_ptr() == x[:, 2:9].data_ptr()
+    torch.testing.assert_close(x[:, 2:9], want.detach(), atol=3e-6, rtol=0)
+    assert (x[:, :2] == -7).all() and (x[:, 9] == -7).all()
+    x = torch.zeros(3000, 10)
+    lookup_trilinear(levels, uv, lod, out=x[:, 2:9])
+    grads = torch.autograd.grad(x.sum(), levels)
+    for a, b in zip(grads, torch.autograd.grad(want.sum(), levels), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"out is torch.float32 \(3000, 6\)"):
+        lookup_trilinear(levels, uv, lod, out=x[:, 2:8])

@@ -42,11 +42,23 @@ def main() -> None:
         from btf_data import lookup
 
         levels = [lv.detach() for lv in model.pyramid.levels]
+        c = levels[0].shape[-1]
         t = best_of(lambda: lookup.lookup_trilinear(levels, uv, lod))
-        rows.append(("lookup_trilinear (7 levels), 2^20", f"{n / t / 1e6:.2f} M queries/s", ""))
+        try:  # the same script times older trees too (before/after a lever)
+            from btf_data.lookup_native import native_available
+        except ImportError:
+            native_available = bool
+        which = "native kernel" if native_available() else "torch"
+        rows.append((f"lookup_trilinear ({len(levels)} levels, {c} channels), 2^20, {which}",
+                     f"{n / t / 1e6:.2f} M queries/s",
+                     f"{n * 8 * c * 4 / t / 1e9:.1f} GB/s of texels read"))
+        if hasattr(lookup, "pack_atlas"):
+            atlas = lookup.pack_atlas(levels)
+            t = best_of(lambda: lookup.lookup_trilinear(atlas, uv, lod))
+            rows.append(("  its grid_sample atlas twin (torch)", f"{n / t / 1e6:.2f} M queries/s", ""))
         if hasattr(lookup, "lookup_trilinear_gather"):
             t = best_of(lambda: lookup.lookup_trilinear_gather(levels, uv, lod))
-            rows.append(("  its gather twin", f"{n / t / 1e6:.2f} M queries/s", ""))
+            rows.append(("  its gather twin (torch)", f"{n / t / 1e6:.2f} M queries/s", ""))
         x = torch.randn(n, model.decoder.mlp.n_in)
         t = best_of(lambda: model.decoder.mlp(x))
         flops = 2 * sum(r * c for r, c in model.decoder.mlp.shapes)

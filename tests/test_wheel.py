@@ -124,7 +124,8 @@ def test_the_wheel_holds_every_package_the_configs_and_the_shipped_data(installe
             if n.startswith("plumbing/conf/") and n.endswith(".yaml")}
     assert yaml == {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
     weights = "renderer/baselines/weights/mipnet_cpu"
-    for data in (f"{weights}.safetensors", f"{weights}.json", "renderer/mitsuba/assets/torus.obj"):
+    for data in (f"{weights}.safetensors", f"{weights}.json", "renderer/mitsuba/assets/torus.obj",
+                 "btf_data/lookup_kernel.c"):
         assert data in names
     static = {n for n in names if n.startswith("renderer/viewer/static/")}
     assert static == {f"renderer/viewer/{p.relative_to(ROOT / 'renderer' / 'viewer').as_posix()}"
@@ -167,6 +168,7 @@ from renderer.mitsuba.render import DEMO_MESH
 from renderer.viewer.server import STATIC, scene_configs
 
 model, meta = load_mipnet(SHIPPED_CHECKPOINT)
+from btf_data import lookup_native
 files = {name: m.__file__ for name, m in sys.modules.items()
          if name.split(".")[0] in ("plumbing", "btf_data", "neumip", "renderer", "benchmarks")
          and getattr(m, "__file__", None)}
@@ -174,7 +176,8 @@ print(json.dumps({"files": files, "conf": CONF_DIR, "weights": str(SHIPPED_CHECK
                   "mipnet_params": sum(p.numel() for p in model.parameters()), "mesh": str(DEMO_MESH),
                   "mesh_bytes": DEMO_MESH.stat().st_size, "static": str(STATIC / "viewer.js"),
                   "static_bytes": (STATIC / "viewer.js").stat().st_size, "scenes": sorted(scene_configs()),
-                  "editable": [str(f) for f in sys.meta_path if "editable" in str(f).lower()]}))
+                  "editable": [str(f) for f in sys.meta_path if "editable" in str(f).lower()],
+                  "native": lookup_native.native_available()}))
 """
 
 
@@ -191,3 +194,4 @@ def test_modules_configs_and_data_come_from_the_installed_wheel(installed, tmp_p
     assert (Path(out["conf"]) / "train.yaml").is_file()
     assert out["mipnet_params"] > 0 and out["mesh_bytes"] > 0
     assert out["static_bytes"] > 0 and out["scenes"] == ["plane", "sphere"]
+    assert out["native"]  # the lookup kernel's source ships in the wheel and builds from there

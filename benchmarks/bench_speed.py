@@ -44,11 +44,9 @@ def main() -> None:
         levels = [lv.detach() for lv in model.pyramid.levels]
         c = levels[0].shape[-1]
         t = best_of(lambda: lookup.lookup_trilinear(levels, uv, lod))
-        try:  # the same script times older trees too (before/after a lever)
-            from btf_data.lookup_native import native_available
-        except ImportError:
-            native_available = lambda: False  # noqa: E731
-        which = "native kernel" if native_available() else "torch"
+        # (the same script times older trees too, before/after a lever: theirs have no kernel)
+        native = getattr(lookup, "lookup_native", None)
+        which = "native kernel" if native is not None and native.native_available() else "torch"
         rows.append((f"lookup_trilinear ({len(levels)} levels, {c} channels), 2^20, {which}",
                      f"{n / t / 1e6:.2f} M queries/s",
                      f"{n * 8 * c * 4 / t / 1e9:.1f} GB/s of texels read"))

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from plumbing.native_build import NativeUnavailable, load
+from plumbing.native_build import data_pointer as _ptr
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,6 @@ def _library() -> ctypes.CDLL | None:
 def native_available() -> bool:
     """Whether the kernel is built and loaded (builds it on the first call)."""
     return _library() is not None
-
-
-def _ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
 
 
 def supports(table: torch.Tensor, uv: torch.Tensor) -> bool:

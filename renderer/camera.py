@@ -44,6 +44,11 @@ class PinholeCamera:
         down = torch.linalg.cross(fwd, right)
         return fwd, right, down
 
+    @property
+    def pixel_scale(self) -> float:
+        """Image-plane units per pixel at distance 1."""
+        return 2.0 * math.tan(math.radians(self.fov_y) / 2.0) / self.height
+
     def rays(self, px: torch.Tensor, py: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Rays through continuous pixel positions px, py (N,).
 
@@ -52,8 +57,7 @@ class PinholeCamera:
         """
         dev = px.device
         fwd, right, down = self.basis(dev)
-        half = math.tan(math.radians(self.fov_y) / 2.0)
-        scale = 2.0 * half / self.height  # image-plane units per pixel, at distance 1
+        scale = self.pixel_scale
         sx = (px - self.width / 2.0) * scale
         sy = (py - self.height / 2.0) * scale
         raw = fwd + sx[:, None] * right + sy[:, None] * down  # (N, 3), not unit

@@ -29,6 +29,7 @@ from plumbing.thread_share import adjust_threads
 from renderer.camera import PinholeCamera
 from renderer.geometry import Cylinder, GroundPlane, Sphere, dot3, uv_derivatives
 from renderer.lights import DirectionalLight, PointLight
+from renderer.plane_native import native_plane_queries
 
 if TYPE_CHECKING:
     from renderer.materials import Material
@@ -176,7 +177,8 @@ def pixel_queries(scene: Scene, px: torch.Tensor, py: torch.Tensor, footprint: b
     footprints. A ground plane seen by the pinhole camera takes :func:`plane_queries`, the same
     numbers in closed form (``closed_form=False``: the general path, for tests)."""
     if closed_form and isinstance(scene.shape, GroundPlane):
-        return plane_queries(scene, px, py, footprint)
+        native = native_plane_queries(scene, px, py, footprint)
+        return native if native is not None else plane_queries(scene, px, py, footprint)
     o, d, ddx, ddy = scene.camera.rays(px, py)
     hit = scene.shape.intersect(o, d)
     tangent, bitangent, normal = hit.frame()
@@ -194,7 +196,7 @@ def plane_queries(scene: Scene, px: torch.Tensor, py: torch.Tensor, footprint: b
     :func:`renderer.geometry.uv_derivatives` solves them for any shape)."""
     cam, plane = scene.camera, scene.shape
     fwd, right, down = cam.basis(px.device)
-    scale = 2.0 * math.tan(math.radians(cam.fov_y) / 2.0) / cam.height
+    scale = cam.pixel_scale
     sx = (px - cam.width / 2.0) * scale
     sy = (py - cam.height / 2.0) * scale
     raw = [fwd[i] + sx * right[i] + sy * down[i] for i in range(3)]

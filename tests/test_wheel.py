@@ -125,7 +125,7 @@ def test_the_wheel_holds_every_package_the_configs_and_the_shipped_data(installe
     assert yaml == {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
     weights = "renderer/baselines/weights/mipnet_cpu"
     for data in (f"{weights}.safetensors", f"{weights}.json", "renderer/mitsuba/assets/torus.obj",
-                 "btf_data/lookup_kernel.c"):
+                 "btf_data/lookup_kernel.c", "renderer/plane_kernel.c"):
         assert data in names
     static = {n for n in names if n.startswith("renderer/viewer/static/")}
     assert static == {f"renderer/viewer/{p.relative_to(ROOT / 'renderer' / 'viewer').as_posix()}"

@@ -110,11 +110,13 @@ void trilinear_forward(const float *table, int64_t c, int64_t n_levels, const in
     }
 }
 
-/* One query's gradients: into gtab (the table's gradient), and d/du, d/dv, d/dlod. */
+/* One query's gradients: into gtab (the table's gradient), and d/du, d/dv, d/dlod when asked.
+ * Each corner's row is added in its own loop (rows of a level narrower than 2 texels coincide,
+ * so one loop over all four would alias); each loop is a few vector multiply-adds. */
 static inline __attribute__((always_inline)) void backward_one(
     const float *table, int64_t C, int64_t n_levels, const int64_t *offs, const int64_t *hs,
-    const int64_t *ws, float u, float v, float lod, int64_t b, const float *g, float *gtab,
-    float *guv, float *glod) {
+    const int64_t *ws, float u, float v, float lod, int64_t b, const float *restrict g,
+    float *restrict gtab, float *guv, float *glod) {
     int64_t lo, hi;
     float f;
     int inside;
@@ -125,18 +127,21 @@ static inline __attribute__((always_inline)) void backward_one(
     for (int s = 0; s < 2; ++s) {
         int64_t k = lv[s], h = hs[k], w = ws[k];
         Corners q = corners_of(u, v, h, w);
-        int64_t r00 = offs[k] + (b * h + q.y0) * w + q.x0, r01 = offs[k] + (b * h + q.y0) * w + q.x1;
-        int64_t r10 = offs[k] + (b * h + q.y1) * w + q.x0, r11 = offs[k] + (b * h + q.y1) * w + q.x1;
-        float a00 = (1.0f - q.tx) * (1.0f - q.ty) * wl[s], a01 = q.tx * (1.0f - q.ty) * wl[s];
-        float a10 = (1.0f - q.tx) * q.ty * wl[s], a11 = q.tx * q.ty * wl[s];
-        const float *t00 = table + r00 * C, *t01 = table + r01 * C, *t10 = table + r10 * C, *t11 = table + r11 * C;
+        const int64_t r[4] = {offs[k] + (b * h + q.y0) * w + q.x0, offs[k] + (b * h + q.y0) * w + q.x1,
+                              offs[k] + (b * h + q.y1) * w + q.x0, offs[k] + (b * h + q.y1) * w + q.x1};
+        const float a[4] = {(1.0f - q.tx) * (1.0f - q.ty) * wl[s], q.tx * (1.0f - q.ty) * wl[s],
+                            (1.0f - q.tx) * q.ty * wl[s], q.tx * q.ty * wl[s]};
+        for (int i = 0; i < 4; ++i) {
+            float *restrict row = gtab + r[i] * C;
+            for (int64_t ch = 0; ch < C; ++ch) row[ch] += a[i] * g[ch];
+        }
+        if (!guv && !glod) continue;
+        const float *t00 = table + r[0] * C, *t01 = table + r[1] * C, *t10 = table + r[2] * C;
+        const float *t11 = table + r[3] * C;
         float sx = 0.0f, sy = 0.0f, sv = 0.0f;
+#pragma omp simd reduction(+ : sx, sy, sv)
         for (int64_t ch = 0; ch < C; ++ch) {
             float gc = g[ch];
-            gtab[r00 * C + ch] += a00 * gc;
-            gtab[r01 * C + ch] += a01 * gc;
-            gtab[r10 * C + ch] += a10 * gc;
-            gtab[r11 * C + ch] += a11 * gc;
             float top = t00[ch] + (t01[ch] - t00[ch]) * q.tx;
             float bottom = t10[ch] + (t11[ch] - t10[ch]) * q.tx;
             sx += gc * ((1.0f - q.ty) * (t01[ch] - t00[ch]) + q.ty * (t11[ch] - t10[ch]));

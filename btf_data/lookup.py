@@ -16,7 +16,7 @@ Two implementations with one contract (values and gradients agree to float32 rou
   serves batches of textures (``index``: the ground-truth sampler, the measured BTF) and is the
   reference twin of the fast path in the tests;
 - on the CPU, for float32 textures, both give way to the native kernel (btf_data/lookup_native.py:
-  one pass per query, forwards and backwards, 3-10x the torch paths) when it could be built.
+  one pass per query, forwards and backwards, 6-10x the torch paths) when it could be built.
 """
 
 from __future__ import annotations

@@ -63,6 +63,18 @@ static inline const float *row_of(const float *table, int64_t c, int64_t off, in
     return table + (off + (b * h + y) * w + x) * c;
 }
 
+/* LOOP(C) with C a constant for the channel counts this project reads (loops the compiler
+ * unrolls and vectorises), else with c itself. */
+#define FOR_CHANNELS(c, LOOP)                                                                     \
+    switch (c) {                                                                                 \
+    case 1: LOOP(1) break;                                                                       \
+    case 3: LOOP(3) break;                                                                       \
+    case 7: LOOP(7) break;                                                                       \
+    case 8: LOOP(8) break;                                                                       \
+    case 16: LOOP(16) break;                                                                     \
+    default: LOOP(c) break;                                                                      \
+    }
+
 /* One query: out[0..c) = trilinear value. C is a compile-time constant in the specialised copies. */
 static inline __attribute__((always_inline)) void forward_one(
     const float *table, int64_t C, int64_t n_levels, const int64_t *offs, const int64_t *hs,
@@ -100,14 +112,7 @@ static inline __attribute__((always_inline)) void forward_one(
 void trilinear_forward(const float *table, int64_t c, int64_t n_levels, const int64_t *offs,
                        const int64_t *hs, const int64_t *ws, const float *uv, const float *lod,
                        const int64_t *index, int64_t n, float *out, int64_t out_stride, int n_threads) {
-    switch (c) { /* the channel counts this project reads: constant loops the compiler unrolls */
-    case 1: FORWARD_LOOP(1) break;
-    case 3: FORWARD_LOOP(3) break;
-    case 7: FORWARD_LOOP(7) break;
-    case 8: FORWARD_LOOP(8) break;
-    case 16: FORWARD_LOOP(16) break;
-    default: FORWARD_LOOP(c) break;
-    }
+    FOR_CHANNELS(c, FORWARD_LOOP)
 }
 
 /* One query's gradients: into gtab (the table's gradient), and d/du, d/dv, d/dlod when asked.
@@ -192,14 +197,7 @@ int trilinear_backward(const float *table, int64_t rows, int64_t c, int64_t n_le
 #endif
         float *gtab = t == 0 ? grad_table : copies + (int64_t)(t - 1) * size;
         int64_t q0 = n * t / nt, q1 = n * (t + 1) / nt;
-        switch (c) {
-        case 1: BACKWARD_LOOP(1) break;
-        case 3: BACKWARD_LOOP(3) break;
-        case 7: BACKWARD_LOOP(7) break;
-        case 8: BACKWARD_LOOP(8) break;
-        case 16: BACKWARD_LOOP(16) break;
-        default: BACKWARD_LOOP(c) break;
-        }
+        FOR_CHANNELS(c, BACKWARD_LOOP)
 #pragma omp barrier
         for (int s = 1; s < nt; ++s) {
             const float *src = copies + (int64_t)(s - 1) * size;

@@ -12,16 +12,13 @@ cannot be built (no C compiler, ``NEUMIP_NATIVE=0``): lookup.py then keeps its t
 from __future__ import annotations
 
 import ctypes
-import logging
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from plumbing.native_build import NativeUnavailable, load
 from plumbing.native_build import data_pointer as _ptr
-
-log = logging.getLogger(__name__)
+from plumbing.native_build import load_or_none
 
 #: The kernel's most channels per texel (its per-query stack arrays).
 MAX_CHANNELS = 64
@@ -32,17 +29,11 @@ _i64 = ctypes.c_int64
 
 @lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL | None:
-    try:
-        lib = load(Path(__file__).with_name("lookup_kernel.c"))
-    except NativeUnavailable as e:
-        log.warning("native lookups off, torch lookups used instead: %s", e)
-        return None
-    lib.trilinear_forward.argtypes = [_p, _i64, _i64, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, ctypes.c_int]
-    lib.trilinear_forward.restype = None
-    lib.trilinear_backward.argtypes = [_p, _i64, _i64, _i64, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, _p, _p,
-                                       _p, ctypes.c_int]
-    lib.trilinear_backward.restype = ctypes.c_int
-    return lib
+    return load_or_none(Path(__file__).with_name("lookup_kernel.c"), {
+        "trilinear_forward": ([_p, _i64, _i64, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, ctypes.c_int], None),
+        "trilinear_backward": ([_p, _i64, _i64, _i64, _p, _p, _p, _p, _p, _p, _i64, _p, _i64, _p, _p, _p,
+                                ctypes.c_int], ctypes.c_int),
+    }, "torch lookups")
 
 
 def native_available() -> bool:

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -113,6 +113,22 @@ def build(source: Path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     log.info("built native kernel %s", lib)
+    return lib
+
+
+def load_or_none(source: Path, signatures: dict[str, tuple[list[Any], Any]],
+                 instead: str) -> ctypes.CDLL | None:
+    """:func:`load` with the functions' ctypes ``signatures`` {name: (argtypes, restype)} set, or
+    None where the library cannot be built or loaded, said once as a warning that names what is
+    used ``instead``."""
+    try:
+        lib = load(source)
+    except NativeUnavailable as e:
+        log.warning("native %s off, %s used instead: %s", source.stem, instead, e)
+        return None
+    for name, (argtypes, restype) in signatures.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = argtypes, restype
     return lib
 
 

@@ -7,35 +7,28 @@ does not know): the caller then keeps the torch closed form."""
 from __future__ import annotations
 
 import ctypes
-import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from plumbing.native_build import NativeUnavailable, load
 from plumbing.native_build import data_pointer as ptr
+from plumbing.native_build import load_or_none
 from renderer.lights import DirectionalLight, PointLight
 
 if TYPE_CHECKING:
     from renderer.render import PixelQueries, Scene
 
-log = logging.getLogger(__name__)
 _p = ctypes.c_void_p
 
 
 @lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL | None:
-    try:
-        lib = load(Path(__file__).with_name("plane_kernel.c"))
-    except NativeUnavailable as e:
-        log.warning("native plane queries off, torch's closed form used instead: %s", e)
-        return None
-    lib.plane_queries.argtypes = [_p, _p, ctypes.c_int64, _p, _p, ctypes.c_int, _p, ctypes.c_float,
-                                  _p, _p, _p, _p, _p, _p, _p, ctypes.c_int]
-    lib.plane_queries.restype = None
-    return lib
+    return load_or_none(Path(__file__).with_name("plane_kernel.c"), {
+        "plane_queries": ([_p, _p, ctypes.c_int64, _p, _p, ctypes.c_int, _p, ctypes.c_float,
+                           _p, _p, _p, _p, _p, _p, _p, ctypes.c_int], None),
+    }, "torch's closed form")
 
 
 def _light(scene: Scene) -> tuple[int, torch.Tensor, float] | None:

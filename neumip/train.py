@@ -235,9 +235,10 @@ class Trainer:
         lobe = [p for n, p in self.model.named_parameters() if n.startswith("lobe.")]
         rest = [p for n, p in self.model.named_parameters() if not n.startswith("lobe.")]
         groups = [{"params": rest}] + ([{"params": lobe, "lr": cfg.schedule.lobe_lr}] if lobe else [])
-        # fused: one kernel for every parameter's update (CPU and CUDA; 0.92 -> 0.22 ms a step for
-        # model=plus on 2 cores, issue 22); the same update as the loop, to round-off.
-        self.optimizer = torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2), fused=True)
+        # Not fused=True (0.92 -> 0.22 ms a step for model=plus, issue 22): torch's fused Adam updates
+        # the parameters without bumping their version counters, and the inference caches (the MLP's
+        # cast weights, the neural offset's blurred texture) follow the parameters through them.
+        self.optimizer = torch.optim.Adam(groups, lr=o.lr, betas=(o.beta1, o.beta2))
         # Lods the full latent pyramid covers (it stops at 2 x 2); the ablations train on the same.
         max_lod = min(self.btf.n_levels, latent_level_count(h)) - 1
         scfg = SamplerConfig(batch_size=cfg.schedule.batch_size, subset="train",

@@ -5,7 +5,7 @@ Why: on the CPU the torch paths spend most of a query in ``grid_sample`` (the at
 queries/s for 16 channels on 2 cores) and most of a training step's sampler in int64 index
 arithmetic and gathers; the kernel reads the 8 texels of a query in one pass with no
 intermediate tensors (issue 22). Same contract and texel convention as lookup.py; its tests hold
-it to the gather path, values and gradients. :func:`native_lookup` is None where the kernel
+it to the gather path, values and gradients. :func:`native_available` is False where the kernel
 cannot be built (no C compiler, ``NEUMIP_NATIVE=0``): lookup.py then keeps its torch paths.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,18 @@ def small_btf(tmp_path: Path) -> tuple[Path, np.ndarray]:
     path = tmp_path / "small.h5"
     images = write_small_btf(path)
     return path, images
+
+
+def require_native_kernel(source: Path) -> None:
+    """Tests of a native kernel (a C source the package compiles on first use) need it built. Where
+    it cannot be (no C compiler, ``NEUMIP_NATIVE=0``) they skip, the reason being the build's own
+    message; under CI (``CI`` set, where ``.ci/run`` installs a compiler) they fail instead, so a
+    kernel can never go untested there silently."""
+    from plumbing.native_build import NativeUnavailable, load
+
+    try:
+        load(source)
+    except NativeUnavailable as e:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"the native kernel {source.name} could not be built under CI: {e}") from None
+        pytest.skip(f"the native kernel {source.name} could not be built here: {e}")

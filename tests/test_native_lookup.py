@@ -4,7 +4,6 @@ how the kernel is built, cached and given up."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,14 @@ import torch
 from btf_data import lookup_native
 from btf_data.lookup import lookup_trilinear, lookup_trilinear_gather, pack_levels
 from plumbing import native_build
+from tests.conftest import require_native_kernel
+
+LOOKUP_KERNEL = Path(lookup_native.__file__).with_name("lookup_kernel.c")
 
 
 @pytest.fixture(autouse=True)
 def kernel():
-    if not lookup_native.native_available():
-        if os.environ.get("CI"):
-            raise RuntimeError("the native lookup kernel could not be built under CI (see the log)")
-        pytest.skip("the native lookup kernel could not be built here (no C compiler?)")
+    require_native_kernel(LOOKUP_KERNEL)
 
 
 @pytest.mark.parametrize("channels", [3, 7, 16, 5])  # specialised copies and the generic loop

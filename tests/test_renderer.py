@@ -24,7 +24,7 @@ from renderer.material_specs import open_material, reference_material
 from renderer.materials import ConstantMaterial, MeasuredBTFMaterial, SVBRDFMaterial
 from renderer.render import RenderSettings, Scene, footprint_to_lod, plane_camera_for_footprint, render
 from renderer.scene_config import SceneConfig, build_scene
-from tests.conftest import synthetic_btf
+from tests.conftest import require_native_kernel, synthetic_btf
 
 QUIET = RenderSettings(progress=False, chunk=4096)
 
@@ -353,21 +353,33 @@ def test_bf16_frame_is_the_fp32_frame_within_45_db(tmp_path, lod_mode):
     assert score(frames["fp32"], frames["bf16"], "bf16")[0].psnr >= 45.0
 
 
+@pytest.mark.parametrize("closed_form", ["torch", "native"])
 @pytest.mark.parametrize("light", [DirectionalLight((0.3, 0.8, -0.5), 3.0), None])
-def test_plane_closed_form_is_the_general_path(light):
-    """The ground plane's closed-form queries (renderer.render.plane_queries) equal the general
-    path's rays, hits, tangent frames and ray differentials, to float32 round-off, at every pixel
-    of a frame that reaches the horizon (and for a point light, whose direction varies)."""
-    from renderer.lights import PointLight
-    from renderer.render import pixel_queries
+def test_plane_closed_form_is_the_general_path(light, closed_form, monkeypatch):
+    """The ground plane's closed-form queries (renderer.render.plane_queries in torch, and its
+    native twin renderer/plane_kernel.c) equal the general path's rays, hits, tangent frames and
+    ray differentials, to float32 round-off, at every pixel of a frame that reaches the horizon
+    (and for a point light, whose direction varies)."""
+    import importlib
 
+    from renderer import plane_native
+    from renderer.lights import PointLight
+
+    render_module = importlib.import_module("renderer.render")  # the package exports a function of that name
+
+    if closed_form == "torch":
+        monkeypatch.setattr(render_module, "native_plane_queries", lambda *args: None)
+    else:
+        require_native_kernel(Path(plane_native.__file__).with_name("plane_kernel.c"))
     scene = build_scene(SceneConfig(), 160, 120)
     scene.light = light or PointLight((1.0, 3.0, 1.0), 30.0)
     y, x = torch.meshgrid(torch.arange(120.0), torch.arange(160.0), indexing="ij")
     px, py = x.flatten() + 0.5, y.flatten() + 0.5
-    fast, general = pixel_queries(scene, px, py), pixel_queries(scene, px, py, closed_form=False)
+    fast = render_module.pixel_queries(scene, px, py)
+    general = render_module.pixel_queries(scene, px, py, closed_form=False)
     assert torch.equal(fast.valid, general.valid) and 0.5 < fast.valid.float().mean() < 1.0
     v = fast.valid
     for name in ("uv", "wo", "wi", "irradiance", "duvdx", "duvdy"):
         a, b = getattr(fast, name)[v], getattr(general, name)[v]
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (name, (a - b).abs().max())
+    assert render_module.pixel_queries(scene, px, py, footprint=False).duvdx is None

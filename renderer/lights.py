@@ -16,12 +16,17 @@ class DirectionalLight:
     direction: tuple[float, float, float] = (0.4, 1.0, 0.3)
     irradiance: float = 3.0
 
-    def incident(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(wi (N, 3) unit towards the light, irradiance (N, 1)) at points p (N, 3)."""
-        d = torch.tensor(self.direction, dtype=p.dtype, device=p.device)
+    def unit_direction(self, dtype: torch.dtype = torch.float32,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+        """The direction towards the light (3,), unit; a zero direction is refused."""
+        d = torch.tensor(self.direction, dtype=dtype, device=device)
         if d.norm() == 0:
             raise ValueError("directional light direction must be non-zero")
-        wi = (d / d.norm()).expand_as(p)
+        return d / d.norm()
+
+    def incident(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(wi (N, 3) unit towards the light, irradiance (N, 1)) at points p (N, 3)."""
+        wi = self.unit_direction(p.dtype, p.device).expand_as(p)
         return wi, torch.full((p.shape[0], 1), float(self.irradiance), dtype=p.dtype, device=p.device)
 
 

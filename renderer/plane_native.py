@@ -35,10 +35,7 @@ def _light(scene: Scene) -> tuple[int, torch.Tensor, float] | None:
     """(kind, vector, value) of the scene's light as the kernel takes it; None for another light."""
     light = scene.light
     if isinstance(light, DirectionalLight):
-        d = torch.tensor(light.direction, dtype=torch.float32)
-        if d.norm() == 0:
-            raise ValueError("directional light direction must be non-zero")
-        return 0, d / d.norm(), float(light.irradiance)
+        return 0, light.unit_direction(), float(light.irradiance)
     if isinstance(light, PointLight):
         return 1, torch.tensor(light.position, dtype=torch.float32), float(light.intensity)
     return None

@@ -85,7 +85,10 @@ static inline __attribute__((always_inline)) void forward_one(
     level_pair(lod, n_levels, &lo, &hi, &f, &inside);
     float val[2][64];
     const int64_t lv[2] = {lo, hi};
-    for (int s = 0; s < 2; ++s) {
+    /* One level when the lod selects it alone (bilinear lookups, lods clamped to either end,
+     * integer lods): the blend below would return it unchanged. */
+    const int n_reads = hi == lo || f == 0.0f ? 1 : 2;
+    for (int s = 0; s < n_reads; ++s) {
         int64_t k = lv[s], h = hs[k], w = ws[k];
         Corners q = corners_of(u, v, h, w);
         const float *t00 = row_of(table, C, offs[k], b, h, w, q.y0, q.x0);
@@ -98,7 +101,10 @@ static inline __attribute__((always_inline)) void forward_one(
             val[s][ch] = top + (bottom - top) * q.ty;
         }
     }
-    for (int64_t ch = 0; ch < C; ++ch) out[ch] = val[0][ch] + (val[1][ch] - val[0][ch]) * f;
+    if (n_reads == 1)
+        for (int64_t ch = 0; ch < C; ++ch) out[ch] = val[0][ch];
+    else
+        for (int64_t ch = 0; ch < C; ++ch) out[ch] = val[0][ch] + (val[1][ch] - val[0][ch]) * f;
 }
 
 #define FORWARD_LOOP(C)                                                                          \
@@ -129,7 +135,10 @@ static inline __attribute__((always_inline)) void backward_one(
     const int64_t lv[2] = {lo, hi};
     const float wl[2] = {1.0f - f, f};
     float du = 0.0f, dv = 0.0f, dl = 0.0f;
-    for (int s = 0; s < 2; ++s) {
+    /* Both reads of a single level (hi == lo, f = 0) would add nothing twice: read it once; its
+     * lod derivative v_hi - v_lo is then 0. */
+    const int n_reads = hi == lo ? 1 : 2;
+    for (int s = 0; s < n_reads; ++s) {
         int64_t k = lv[s], h = hs[k], w = ws[k];
         Corners q = corners_of(u, v, h, w);
         const int64_t r[4] = {offs[k] + (b * h + q.y0) * w + q.x0, offs[k] + (b * h + q.y0) * w + q.x1,
@@ -161,7 +170,7 @@ static inline __attribute__((always_inline)) void backward_one(
         guv[0] = du;
         guv[1] = dv;
     }
-    if (glod) *glod = inside ? dl : 0.0f;
+    if (glod) *glod = inside && n_reads == 2 ? dl : 0.0f;
 }
 
 #define BACKWARD_LOOP(C)                                                                         \

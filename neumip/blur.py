@@ -36,7 +36,8 @@ def blur_wrapped(texture: torch.Tensor, sigma: float) -> torch.Tensor:
 
     Returns the input itself when sigma < MIN_SIGMA. Differentiable. Computed in the texture's
     own precision even under autocast: a blurred texture is a texture (read by the lookups, kept
-    by the neural offset's cache), not an activation.
+    by the neural offset's cache), not an activation. Contiguous channels-last, as the lookups
+    read it (a permuted view would be copied by every lookup that reads the cached texture).
     """
     if sigma < MIN_SIGMA:
         return texture
@@ -46,4 +47,4 @@ def blur_wrapped(texture: torch.Tensor, sigma: float) -> torch.Tensor:
     x = texture.permute(0, 3, 1, 2)  # (B, C, H, W)
     with torch.autocast(texture.device.type, enabled=False):
         x = mh @ x @ mw.t()
-    return x.permute(0, 2, 3, 1)
+    return x.permute(0, 2, 3, 1).contiguous()

@@ -42,6 +42,32 @@ def test_values_and_gradients_equal_the_gather_path(channels):
         assert off.float().mean() < 1e-3
 
 
+@pytest.mark.parametrize("lod_value", [None, -1.0, 0.0, 2.0, 4.0, 6.0])
+def test_single_level_reads_equal_the_gather_path_with_gradients(lod_value):
+    """The kernel reads one level where the lod selects it alone (bilinear lookups, integer lods,
+    lods clamped to either end): the values, the gradients and the lod's derivative (v_hi - v_lo
+    at interior integer lods, 0 at the top) must still be the gather path's."""
+    g = torch.Generator().manual_seed(3)
+    levels = [torch.randn(1, 32 >> k, 32 >> k, 7, generator=g, requires_grad=True) for k in range(5)]
+    n = 5000
+    uv = (torch.rand(n, 2, generator=g) * 3 - 1).requires_grad_(True)
+    if lod_value is None:
+        levels, lod, inputs = levels[:1], None, [levels[0], uv]
+    else:
+        lod = torch.full((n,), lod_value, requires_grad=True)
+        inputs = [*levels, uv, lod]
+    got = lookup_native.trilinear_levels(levels, uv, lod)
+    ref = lookup_trilinear_gather(levels, uv, torch.zeros(n) if lod is None else lod)
+    torch.testing.assert_close(got, ref, atol=3e-5, rtol=0)  # uv wrapped from [-1, 2): round-off
+    w = torch.randn(n, 7, generator=g)
+    g_got = torch.autograd.grad((got * w).sum(), inputs)
+    g_ref = torch.autograd.grad((ref * w).sum(), inputs)
+    for a, b in zip(g_got, g_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=2e-5 * max(1.0, float(b.abs().max())), rtol=0)
+    if lod_value == 2.0:  # an interior integer lod: the derivative is not zero
+        assert float(g_got[-1].abs().max()) > 0.1
+
+
 def test_batches_of_textures_read_texture_index_as_the_gather_path_and_the_texels():
     g = torch.Generator().manual_seed(7)
     b, n = 6, 30000

@@ -59,7 +59,8 @@ def test_torch_mlp_inference_path_equals_the_padded_layout_and_follows_weight_ch
     padded layout computed by hand (fp32 to round-off, bf16 to its 8-bit mantissa), and new
     numbers once the weights change (its cast weights are rebuilt)."""
     monkeypatch.setattr(TorchMLP, "_fused", fused)
-    monkeypatch.setattr(TorchMLP, "inference_chunk", 1000)  # several chunks and a partial one
+    # 1024 rows a chunk in fp32, 2048 in bf16 (width 32): several chunks and a partial one
+    monkeypatch.setattr(TorchMLP, "inference_bytes", 1024 * 32 * 4)
     torch.manual_seed(1)
     mlp = TorchMLP(9, 3, 32, 3)
     x = torch.randn(2500, 9)

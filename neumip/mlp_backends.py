@@ -91,6 +91,12 @@ class FlatMLP(nn.Module):
             start += rows * cols
         return out
 
+    def compute_shapes(self) -> list[tuple[int, int]]:
+        """The [out, in] matrices this backend multiplies per query: tiny-cuda-nn's padded layout
+        (:attr:`shapes`); a backend that skips the padding overrides it. FLOP counts (and the
+        speed bounds derived from them) read these."""
+        return list(self.shapes)
+
     def zero_output_layer(self) -> None:
         """Make the network output exactly 0 (used so that the neural offset starts at zero)."""
         with torch.no_grad():
@@ -129,6 +135,12 @@ class TorchMLP(FlatMLP):
     #: fixed 2^14), the decoder (width 64) 2^14 in fp32, 2^15 in bf16 (61.8 -> 59.3 ns).
     inference_bytes = 4 * 2**20
     _fused: bool | None = None  # whether oneDNN's fused linear runs here (checked once)
+
+    def compute_shapes(self) -> list[tuple[int, int]]:
+        """The real inputs, the hidden layers, the real outputs: no padding rows or columns (the
+        constant-1 columns are a bias, an addition per unit)."""
+        w = self.width
+        return [(w, self.n_in)] + [(w, w)] * (self.hidden_layers - 1) + [(self.n_out, w)]
 
     def _split(self, mats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(first layer's matrix on the real inputs, its bias from the constant-1 columns, the

@@ -72,11 +72,13 @@ class RenderSettings:
 
 @dataclass
 class FrameTimes:
-    """Seconds spent in each part of a frame."""
+    """Seconds spent in each part of a frame, and how many samples the material was evaluated
+    for (those whose ray hit the shape, seen and lit from above)."""
 
     intersect: float = 0.0
     material: float = 0.0
     shade: float = 0.0
+    samples_shaded: int = 0
 
 
 def footprint_to_lod(duvdx: torch.Tensor, duvdy: torch.Tensor, resolution: int, n_levels: int,
@@ -306,6 +308,7 @@ def render(scene: Scene, material: Material, settings: RenderSettings, samples_p
             times.intersect += t1 - t0
             times.material += t2 - t1
             times.shade += t3 - t2
+            times.samples_shaded += idx.shape[0] if sel is None else sel.shape[0]
             bar.update(idx.shape[0])
     return image.reshape(h, w, 3).cpu().numpy(), times
 

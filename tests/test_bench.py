@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
+import torch
 
 from benchmarks.suite.config import BenchConfig, SuiteConfig
 from benchmarks.suite.report import README_BEGIN, README_END, cell_minutes
@@ -43,6 +44,21 @@ def test_speed_bound_on_a_known_case():
     assert bound_qps(6144, 61.44) == pytest.approx(10e6)
     assert bandwidth_bound_qps(48, 4.8) == pytest.approx(100e6)  # 48 bytes/query at 4.8 GB/s
     assert 4 * QUERY_IO_FLOATS == 48  # uv, wi, wo, lod in; rgb out
+
+
+def test_torch_mlp_flop_count_is_what_torch_counts():
+    """The speed bounds' FLOPs per query of the torch backend (unpadded layers) against torch's
+    own FLOP counter over one forward, and the padded layout's count for tiny-cuda-nn."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from neumip.mlp_backends import FlatMLP, TorchMLP
+
+    mlp, n = TorchMLP(12, 3, 32, 3), 100
+    with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+        mlp(torch.randn(n, 12))
+    counted = counter.get_total_flops() / n
+    assert mlp_flops(mlp.compute_shapes()) == counted == 2 * (12 * 32 + 2 * 32 * 32 + 32 * 3)
+    assert mlp_flops(FlatMLP.compute_shapes(mlp)) == 6144  # the padded layout above
 
 
 def test_smallest_quick_suite_end_to_end(tmp_path, monkeypatch):

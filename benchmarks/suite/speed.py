@@ -65,10 +65,11 @@ def mlp_flops(shapes: list[tuple[int, int]]) -> int:
 
 
 def query_flops(model: NeuMIP) -> int:
-    """FLOPs per NeuMIP query in its MLPs (decoder + offset network)."""
-    flops = mlp_flops(model.decoder.mlp.shapes)
+    """FLOPs per NeuMIP query in its MLPs (decoder + offset network), as their backend computes
+    them (tiny-cuda-nn's padded layers; the torch backend's unpadded ones)."""
+    flops = mlp_flops(model.decoder.mlp.compute_shapes())
     if model.offset is not None:
-        flops += mlp_flops(model.offset.mlp.shapes)
+        flops += mlp_flops(model.offset.mlp.compute_shapes())
     return flops
 
 
@@ -98,7 +99,7 @@ def query_rows(
                 x = torch.randn(batch, model.decoder.mlp.n_in, device=device)
                 t_dec = best_of(lambda m=model, x=x: m.decoder.mlp(x), sync=sync)
                 t_all = best_of(lambda m=model: m(uv, w, w, lod, check=False), sync=sync)
-            dec_flops, all_flops = mlp_flops(model.decoder.mlp.shapes), query_flops(model)
+            dec_flops, all_flops = mlp_flops(model.decoder.mlp.compute_shapes()), query_flops(model)
             rows.append(
                 QueryRow(
                     method=method,

@@ -21,6 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from neumip import mlp_native
+
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "tcnn"]
@@ -123,7 +125,9 @@ class TorchMLP(FlatMLP):
     layers run through oneDNN's linear with the ReLU fused where it is available, in bfloat16
     when CPU autocast to bfloat16 is on (weights cast once, kept until they change), in chunks of
     ``chunk`` rows so that the activations stay in cache (issue 22: 1.2-1.3x the unfused
-    layers on 2 cores).
+    layers on 2 cores). In bfloat16 on a CPU with AVX512-BF16 the native kernel
+    (``mlp_kernel.c``) runs instead: every layer of a few rows in one pass, with oneDNN's bf16
+    rounding (its output kept in fp32).
     """
 
     backend = "torch"
@@ -172,8 +176,23 @@ class TorchMLP(FlatMLP):
             self._inference_key = key
         return self._inference_layers
 
+    def _native_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The layers packed for the native bf16 kernel and the first layer's fp32 bias; rebuilt
+        when the parameters change."""
+        key = (self.params._version, self.params.data_ptr())
+        if getattr(self, "_native_key", None) != key:
+            mats = [m.detach() for m in self.matrices()]
+            w_in, bias, w_out = self._split(mats)
+            self._native_packed = mlp_native.pack([w_in, *mats[1:-1], w_out])
+            self._native_bias = None if bias is None else bias.float().contiguous()
+            self._native_key = key
+        return self._native_packed, self._native_bias
+
     def _inference(self, x: torch.Tensor) -> torch.Tensor:
         bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        if bf16 and mlp_native.serves(self.n_in, self.n_out, self.width):
+            packed, bias = self._native_weights()
+            return mlp_native.mlp_bf16(x, packed, bias, self.width, self.hidden_layers, self.n_out)
         dtype = torch.bfloat16 if bf16 else torch.float32
         layers = self._inference_weights(dtype)
         if TorchMLP._fused is None:

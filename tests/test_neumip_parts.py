@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from neumip import mlp_native
 from neumip.blur import MIN_SIGMA, blur_wrapped, circulant_gaussian
 from neumip.config import ModelConfig
 from neumip.latent_pyramid import LatentPyramid, latent_level_count
@@ -57,8 +58,10 @@ def test_torch_mlp_inference_path_equals_the_padded_layout_and_follows_weight_ch
     """Without autograd the MLP runs its inference path (oneDNN's fused linear + ReLU, or plain
     linear layers where that is missing; bf16 under autocast, in chunks): the same numbers as the
     padded layout computed by hand (fp32 to round-off, bf16 to its 8-bit mantissa), and new
-    numbers once the weights change (its cast weights are rebuilt)."""
+    numbers once the weights change (its cast weights are rebuilt). oneDNN's bf16 layers here
+    (tests/test_native_mlp.py holds the native bf16 kernel that replaces them where it serves)."""
     monkeypatch.setattr(TorchMLP, "_fused", fused)
+    monkeypatch.setattr(mlp_native, "serves", lambda *shape: False)
     # 1024 rows a chunk in fp32, 2048 in bf16 (width 32): several chunks and a partial one
     monkeypatch.setattr(TorchMLP, "inference_bytes", 1024 * 32 * 4)
     torch.manual_seed(1)

@@ -124,9 +124,11 @@ def test_the_wheel_holds_every_package_the_configs_and_the_shipped_data(installe
             if n.startswith("plumbing/conf/") and n.endswith(".yaml")}
     assert yaml == {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*.yaml")}
     weights = "renderer/baselines/weights/mipnet_cpu"
-    for data in (f"{weights}.safetensors", f"{weights}.json", "renderer/mitsuba/assets/torus.obj",
-                 "btf_data/lookup_kernel.c", "renderer/plane_kernel.c"):
+    for data in (f"{weights}.safetensors", f"{weights}.json", "renderer/mitsuba/assets/torus.obj"):
         assert data in names
+    kernels = {str(c.relative_to(ROOT)) for pkg in source_packages() for c in pkg.rglob("*.c")}
+    assert {"btf_data/lookup_kernel.c", "neumip/mlp_kernel.c"} <= kernels
+    assert kernels <= set(names)  # every native kernel's source ships: it is compiled where it runs
     static = {n for n in names if n.startswith("renderer/viewer/static/")}
     assert static == {f"renderer/viewer/{p.relative_to(ROOT / 'renderer' / 'viewer').as_posix()}"
                       for p in (ROOT / "renderer" / "viewer" / "static").iterdir()}  # the viewer's page

@@ -1,0 +1,92 @@
+"""The native twin of TorchMLP's bf16 inference path (``mlp_kernel.c``): every layer of a tile of
+rows in one pass, with AVX512-BF16 dot products, for float32 inputs on the CPU.
+
+Why: under bf16 autocast oneDNN runs each layer over the whole chunk, so the activations make a
+round trip through memory per layer and the thin layers (the decoder's 6 outputs, the offset
+network's 9 inputs and single output) run far below the GEMM rate (issue 22). The numbers are
+oneDNN's bf16 numbers (bf16 inputs, weights and hidden activations, fp32 sums) to the order of
+summation, except the output, kept in fp32. :func:`native_mlp_available` is False where the
+kernel cannot serve (no C compiler, ``NEUMIP_NATIVE=0``, a CPU without AVX512-BF16): TorchMLP
+then keeps oneDNN.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from plumbing.native_build import data_pointer as ptr
+from plumbing.native_build import load_or_none
+
+#: What the kernel serves: widths of 16 to 64 in steps of 16, up to 64 inputs and 16 outputs.
+WIDTHS = (16, 32, 48, 64)
+MAX_IN = 64
+MAX_OUT = 16
+
+_p = ctypes.c_void_p
+_i64 = ctypes.c_int64
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    lib = load_or_none(Path(__file__).with_name("mlp_kernel.c"), {
+        "mlp_bf16_forward": ([_p, _i64, _i64, _i64, _p, _p, _i64, _i64, _i64, _p, _i64, ctypes.c_int],
+                             ctypes.c_int),
+        "mlp_bf16_supported": ([], ctypes.c_int),
+    }, "oneDNN's bf16 layers")
+    return lib if lib is not None and lib.mlp_bf16_supported() else None
+
+
+def native_mlp_available() -> bool:
+    """Whether the kernel is built, loaded and has AVX512-BF16 (builds it on the first call)."""
+    return _library() is not None
+
+
+def serves(n_in: int, n_out: int, width: int) -> bool:
+    """Whether the kernel serves an MLP of these sizes (and is available)."""
+    return width in WIDTHS and 1 <= n_in <= MAX_IN and 1 <= n_out <= MAX_OUT and native_mlp_available()
+
+
+def pack_layer(w: torch.Tensor) -> torch.Tensor:
+    """w (out, in) float -> the kernel's layout of one layer, int16 (bf16 bits): for each pair p of
+    input columns and each output j (padded to a multiple of 16), (w[j, 2p], w[j, 2p + 1]),
+    zeros in the padding."""
+    out, k = w.shape
+    padded = torch.zeros((out + 15) // 16 * 16, (k + 1) // 2 * 2, dtype=torch.bfloat16)
+    padded[:out, :k] = w.to(torch.bfloat16)
+    pairs = padded.view(padded.shape[0], -1, 2).transpose(0, 1)  # (in / 2, out, 2)
+    return pairs.contiguous().view(torch.int16).reshape(-1)
+
+
+def pack(layers: list[torch.Tensor]) -> torch.Tensor:
+    """The MLP's [out, in] matrices in layer order -> one packed int16 vector for the kernel."""
+    return torch.cat([pack_layer(w) for w in layers])
+
+
+def mlp_bf16(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, width: int,
+             hidden_layers: int, n_out: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """x (N, n_in) float32 (rows may be strided, columns contiguous) -> (N, n_out) float32 through
+    the packed MLP (:func:`pack`), the first layer's ``bias`` (width,) float32 or None, ReLU after
+    every hidden layer. ``out``: an (N, n_out) float32 view to fill (contiguous columns)."""
+    lib = _library()
+    if lib is None:
+        raise RuntimeError("the native bf16 MLP kernel is not available here")
+    n, n_in = x.shape
+    if x.dtype != torch.float32 or x.device.type != "cpu" or (n > 1 and x.stride(1) != 1):
+        x = x.float().contiguous()
+    if out is None:
+        out = torch.empty(n, n_out, dtype=torch.float32)
+    if out.shape != (n, n_out) or out.dtype != torch.float32 or (n > 1 and out.stride(1) != 1):
+        raise ValueError(f"mlp_bf16: out is {out.dtype} {tuple(out.shape)}, expected float32 ({n}, {n_out})")
+    if bias is not None:
+        bias = bias.float().contiguous()
+    if n == 0:
+        return out
+    failed = lib.mlp_bf16_forward(ptr(x), n, x.stride(0), n_in, ptr(packed), ptr(bias), width, hidden_layers,
+                                  n_out, ptr(out), out.stride(0), torch.get_num_threads())
+    if failed:
+        raise ValueError(f"mlp_bf16: an MLP {n_in} -> {width} x {hidden_layers} -> {n_out} is not served")
+    return out

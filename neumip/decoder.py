@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from neumip import decoder_native
 from neumip.direction_encoding import encode_direction, encoding_width
 from neumip.mlp_backends import FlatMLP, make_mlp
 
@@ -104,7 +105,13 @@ class YUVLogDecoder(Decoder):
         self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)
 
     def head(self, t: torch.Tensor) -> torch.Tensor:
-        """The MLP's output t (N, 6) (N, 3 without the shadow mask) -> rgb (N, 3)."""
+        """The MLP's output t (N, 6) (N, 3 without the shadow mask) -> rgb (N, 3). Evaluated
+        without autograd on the CPU by the native kernel where it is built (one pass per query
+        instead of six strided ones; decoder_native.py)."""
+        if not self.training and not torch.is_grad_enabled():
+            rgb = decoder_native.yuv_log_head(t, self.yuv_to_rgb, self.shadow_mask)
+            if rgb is not None:
+                return rgb
         rgb = torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
         if self.shadow_mask:
             rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))

@@ -67,34 +67,30 @@
         }                                                                                         \
     }
 
-/* One tile of R rows through every layer. x rows of n_in floats (row stride x_stride); rows past
- * `rows` (a last, partial tile) read as zeros and are not written. */
+/* A row of act = x's n_in floats in bf16 (round to nearest even), zeros up to the next 32. */
+static inline void row_to_act(const float *xr, int64_t n_in, uint32_t *act_row) {
+    uint16_t *row = (uint16_t *)act_row;
+    const __mmask16 m0 = (__mmask16)(n_in >= 16 ? 0xFFFF : (1u << n_in) - 1);
+    const __mmask16 m1 = (__mmask16)(n_in >= 32 ? 0xFFFF : n_in <= 16 ? 0 : (1u << (n_in - 16)) - 1);
+    __m512 a = _mm512_maskz_loadu_ps(m0, xr), b = _mm512_maskz_loadu_ps(m1, xr + 16);
+    _mm512_storeu_si512(row, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    if (n_in > 32) {
+        const __mmask16 m2 = (__mmask16)(n_in >= 48 ? 0xFFFF : (1u << (n_in - 32)) - 1);
+        const __mmask16 m3 = (__mmask16)(n_in >= 64 ? 0xFFFF : n_in <= 48 ? 0 : (1u << (n_in - 48)) - 1);
+        a = _mm512_maskz_loadu_ps(m2, xr + 32);
+        b = _mm512_maskz_loadu_ps(m3, xr + 48);
+        _mm512_storeu_si512(row + 32, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
+}
+
+/* Every layer over R rows of act (bf16 inputs, consumed: the hidden layers are written back into
+ * it); the first `rows` rows' n_out outputs go to out (row stride out_stride) in fp32. */
 #define TILE(R, JB)                                                                              \
     STORE_HIDDEN(R, JB)                                                                          \
-    static void tile_##R##_##JB(const float *x, int64_t x_stride, int64_t n_in, int64_t rows,    \
-                                const __m512i *w, const float *bias, int64_t hidden_layers,     \
-                                int64_t n_out, float *out, int64_t out_stride) {                \
-        uint32_t act[R * ACT_STRIDE] __attribute__((aligned(64)));                               \
+    static void tile_##R##_##JB(uint32_t *act, int64_t n_in, int64_t rows, const __m512i *w,     \
+                                const float *bias, int64_t hidden_layers, int64_t n_out, float *out, \
+                                int64_t out_stride) {                                            \
         __m512 acc[R][JB];                                                                        \
-        const __mmask16 lo = (__mmask16)(n_in >= 16 ? 0xFFFF : (1u << n_in) - 1);                 \
-        const __mmask16 hi = (__mmask16)(n_in >= 32 ? 0xFFFF : n_in <= 16 ? 0 : (1u << (n_in - 16)) - 1); \
-        const __mmask16 hi2 = (__mmask16)(n_in >= 48 ? 0xFFFF : n_in <= 32 ? 0 : (1u << (n_in - 32)) - 1); \
-        const __mmask16 hi3 = (__mmask16)(n_in >= 64 ? 0xFFFF : n_in <= 48 ? 0 : (1u << (n_in - 48)) - 1); \
-        for (int r = 0; r < R; ++r) {                                                             \
-            uint16_t *row = (uint16_t *)(act + r * ACT_STRIDE);                                   \
-            if (r >= rows) {                                                                      \
-                memset(row, 0, sizeof(uint32_t) * ACT_STRIDE);                                    \
-                continue;                                                                         \
-            }                                                                                     \
-            const float *xr = x + r * x_stride;                                                   \
-            __m512 a = _mm512_maskz_loadu_ps(lo, xr), b = _mm512_maskz_loadu_ps(hi, xr + 16);      \
-            _mm512_storeu_si512(row, (__m512i)_mm512_cvtne2ps_pbh(b, a));                          \
-            if (n_in > 32) {                                                                      \
-                a = _mm512_maskz_loadu_ps(hi2, xr + 32);                                          \
-                b = _mm512_maskz_loadu_ps(hi3, xr + 48);                                          \
-                _mm512_storeu_si512(row + 32, (__m512i)_mm512_cvtne2ps_pbh(b, a));                 \
-            }                                                                                     \
-        }                                                                                         \
         const int64_t kp0 = (n_in + 1) / 2, kph = 16 * JB / 2;                                    \
         layer_##R##_##JB(act, kp0, w, bias, acc);                                                 \
         w += kp0 * JB;                                                                            \
@@ -123,11 +119,31 @@ TILE(12, 2)
 TILE(6, 3)
 TILE(6, 4)
 
-#define RUN(R, JB)                                                                               \
-    _Pragma("omp parallel for num_threads(n_threads) schedule(static)")                           \
-    for (int64_t t = 0; t < (n + R - 1) / R; ++t)                                                 \
-        tile_##R##_##JB(x + t * R * x_stride, x_stride, n_in, n - t * R, w, bias, hidden_layers,  \
-                        n_out, out + t * R * out_stride, out_stride);
+/* Rows of every tile: BLOCK_ROWS is a multiple of each. */
+#define BLOCK_ROWS 24
+
+/* Whether the kernel serves an MLP of these sizes. */
+static int mlp_shape_served(int64_t n_in, int64_t width, int64_t hidden_layers, int64_t n_out) {
+    return !(width % 16 || width < 16 || width > 16 * MAX_BLOCKS || n_in < 1 || n_in > MAX_IN || n_out < 1 ||
+             n_out > 16 || hidden_layers < 1);
+}
+
+/* A block of up to BLOCK_ROWS rows of act (BLOCK_ROWS x ACT_STRIDE, consumed) through the MLP,
+ * in tiles of the width's rows; the first `rows` rows' outputs to out. */
+static void mlp_block(uint32_t *act, int64_t rows, int64_t n_in, const __m512i *w, const float *bias,
+                      int64_t width, int64_t hidden_layers, int64_t n_out, float *out, int64_t out_stride) {
+    const int64_t tile = width == 16 ? 24 : width == 32 ? 12 : 6;
+    for (int64_t r0 = 0; r0 < rows; r0 += tile) {
+        uint32_t *a = act + r0 * ACT_STRIDE;
+        float *o = out + r0 * out_stride;
+        switch (width / 16) {
+        case 1: tile_24_1(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
+        case 2: tile_12_2(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
+        case 3: tile_6_3(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
+        default: tile_6_4(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
+        }
+    }
+}
 
 /* out (n, >= n_out) with row stride out_stride = the MLP of x (n, >= n_in) with row stride
  * x_stride. width: 16, 32, 48 or 64; n_in <= 64; n_out <= 16; hidden_layers >= 1. Returns 0, or 1
@@ -135,15 +151,17 @@ TILE(6, 4)
 int mlp_bf16_forward(const float *x, int64_t n, int64_t x_stride, int64_t n_in, const uint32_t *packed,
                      const float *bias, int64_t width, int64_t hidden_layers, int64_t n_out, float *out,
                      int64_t out_stride, int n_threads) {
-    if (width % 16 || width < 16 || width > 16 * MAX_BLOCKS || n_in < 1 || n_in > MAX_IN || n_out < 1 ||
-        n_out > 16 || hidden_layers < 1)
-        return 1;
+    if (!mlp_shape_served(n_in, width, hidden_layers, n_out)) return 1;
     const __m512i *w = (const __m512i *)packed;
-    switch (width / 16) {
-    case 1: RUN(24, 1) break;
-    case 2: RUN(12, 2) break;
-    case 3: RUN(6, 3) break;
-    default: RUN(6, 4) break;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t b = 0; b < (n + BLOCK_ROWS - 1) / BLOCK_ROWS; ++b) {
+        uint32_t act[BLOCK_ROWS * ACT_STRIDE] __attribute__((aligned(64)));
+        const int64_t r0 = b * BLOCK_ROWS, rows = n - r0 < BLOCK_ROWS ? n - r0 : BLOCK_ROWS;
+        for (int64_t r = 0; r < BLOCK_ROWS; ++r) {
+            if (r < rows) row_to_act(x + (r0 + r) * x_stride, n_in, act + r * ACT_STRIDE);
+            else memset(act + r * ACT_STRIDE, 0, sizeof(uint32_t) * ACT_STRIDE);
+        }
+        mlp_block(act, rows, n_in, w, bias, width, hidden_layers, n_out, out + r0 * out_stride, out_stride);
     }
     return 0;
 }

@@ -212,8 +212,9 @@ class NeuMIP(nn.Module):
     #: that the per-chunk work of torch's glue is small, the MLPs tiling each chunk themselves
     #: (measured 2026-12-01 on 2 cores, `plus`, with the native MLP, head and lookups, median of 5,
     #: M queries/s bf16 / fp32: 2^14 7.26 / 2.92, 2^16 8.50 / 4.18, 2^17 8.91 / 4.38, 2^18 8.90 /
-    #: 4.46; 2^16 had beaten 2^14 and 2^18 on 2026-11-25, with oneDNN's layers).
-    query_chunk = 2**17
+    #: 4.46; 2^16 had beaten 2^14 and 2^18 on 2026-11-25, with oneDNN's layers). 2^18: a render
+    #: chunk of up to 2^18 pixels is one model chunk, its colours not concatenated again.
+    query_chunk = 2**18
 
     def _forward(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                  lod: torch.Tensor) -> torch.Tensor:

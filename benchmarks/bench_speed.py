@@ -154,7 +154,8 @@ def frame_rows(checkpoint: str, gemm: dict[str, float], flops: int) -> list[tupl
         if precision != "fp32":
             db = score(frames["fp32"], frames[precision], precision)[0].psnr
             split += f"; {db:.1f} dB from the fp32 frame"
-        rows.append((f"1920x1080 plane frame, {precision}, chunks of 2^18 pixels", f"{1000 * t:.0f} ms", split))
+        rows.append((f"1920x1080 plane frame, {precision}, chunks of 2^18 pixels", f"{1000 * t:.0f} ms",
+                     split))
     return rows
 
 

@@ -43,36 +43,42 @@ static inline __m512 expm1_16(__m512 x) {
     return _mm512_mask_mov_ps(big, near0, small);
 }
 
+/* Up to 16 queries (lanes in k): their outputs at t (row stride t_stride floats) -> rgb at o (3 a
+ * row). m: M row-major (3 x 3). */
+static inline void head16(const float *t, int t_stride, __mmask16 k, const float *m, int shadow_mask,
+                          float *o) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i in_idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(t_stride));
+    const __m512i out_idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(3));
+    __m512 in[6];
+    for (int c = 0; c < (shadow_mask ? 6 : 3); ++c)
+        in[c] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, in_idx, t + c, 4);
+    for (int c = 0; c < 3; ++c) {
+        __m512 l = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(m[3 * c]), in[0]),
+                                               _mm512_mul_ps(_mm512_set1_ps(m[3 * c + 1]), in[1])),
+                                 _mm512_mul_ps(_mm512_set1_ps(m[3 * c + 2]), in[2]));
+        __m512 e = expm1_16(l);
+        if (shadow_mask) {
+            __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                                     _mm512_add_ps(_mm512_set1_ps(1.0f),
+                                                   exp16(_mm512_sub_ps(_mm512_setzero_ps(), in[3 + c]))));
+            e = _mm512_mul_ps(e, _mm512_add_ps(_mm512_set1_ps(0.1f), s));
+        }
+        /* max(e, 0) keeping NaN (as torch's clamp_min): zero only where e < 0 */
+        e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(e, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
+        _mm512_mask_i32scatter_ps(o + c, k, out_idx, e, 4);
+    }
+}
+
 /* t (n, 6) contiguous (n, 3 without the shadow mask); m: M row-major (3 x 3); rgb (n, 3)
  * contiguous. Returns 0. */
 int yuv_log_head(const float *t, int64_t n, const float *m, int shadow_mask, float *rgb, int n_threads) {
     const int width = shadow_mask ? 6 : 3;
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i in_idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(width));
-    const __m512i out_idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(3));
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t b = 0; b < (n + 15) / 16; ++b) {
         const int64_t i0 = 16 * b, left = n - i0;
         const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        const float *q = t + i0 * width;
-        __m512 in[6];
-        for (int c = 0; c < width; ++c)
-            in[c] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, in_idx, q + c, 4);
-        float *o = rgb + i0 * 3;
-        for (int c = 0; c < 3; ++c) {
-            __m512 l = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(m[3 * c]), in[0]),
-                                                   _mm512_mul_ps(_mm512_set1_ps(m[3 * c + 1]), in[1])),
-                                     _mm512_mul_ps(_mm512_set1_ps(m[3 * c + 2]), in[2]));
-            __m512 e = expm1_16(l);
-            if (shadow_mask) {
-                __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f),
-                                         _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), in[3 + c]))));
-                e = _mm512_mul_ps(e, _mm512_add_ps(_mm512_set1_ps(0.1f), s));
-            }
-            /* max(e, 0) keeping NaN (as torch's clamp_min): zero only where e < 0 */
-            e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(e, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
-            _mm512_mask_i32scatter_ps(o + c, k, out_idx, e, 4);
-        }
+        head16(t + i0 * width, width, k, m, shadow_mask, rgb + i0 * 3);
     }
     return 0;
 }

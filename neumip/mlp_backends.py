@@ -176,7 +176,7 @@ class TorchMLP(FlatMLP):
             self._inference_key = key
         return self._inference_layers
 
-    def _native_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def native_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The layers packed for the native bf16 kernel and the first layer's fp32 bias; rebuilt
         when the parameters change."""
         key = (self.params._version, self.params.data_ptr())
@@ -191,7 +191,7 @@ class TorchMLP(FlatMLP):
     def _inference(self, x: torch.Tensor) -> torch.Tensor:
         bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
         if bf16 and mlp_native.serves(self.n_in, self.n_out, self.width):
-            packed, bias = self._native_weights()
+            packed, bias = self.native_weights()
             return mlp_native.mlp_bf16(x, packed, bias, self.width, self.hidden_layers, self.n_out)
         dtype = torch.bfloat16 if bf16 else torch.float32
         layers = self._inference_weights(dtype)

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from torch import nn
 
+from neumip import query_native
 from neumip.config import ModelConfig
 from neumip.decoder import YUV_TO_RGB, make_decoder
 from neumip.grazing import GrazingLimits, limit_elevation
@@ -218,6 +219,11 @@ class NeuMIP(nn.Module):
 
     def _forward(self, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                  lod: torch.Tensor) -> torch.Tensor:
+        # bf16 inference of the models it serves: every stage in one native kernel, the same
+        # numbers as the stages below; it keeps no intermediate arrays, so it takes any batch whole
+        fused = query_native.fused_query(self, uv, wi, wo, lod, float(self.blur_sigma))
+        if fused is not None:
+            return fused
         n, c = uv.shape[0], self.query_chunk
         if torch.is_grad_enabled() or n <= c:
             return self._forward_batch(uv, wi, wo, lod)

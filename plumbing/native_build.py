@@ -82,6 +82,24 @@ def _compiler() -> str:
     return cc
 
 
+def source_texts(source: Path, seen: set[Path] | None = None) -> list[str]:
+    """The text of ``source`` and of every local file it includes (``#include "..."``, relative
+    to the including file), recursively, each once: what the library is built from, so all of it
+    goes into the cache key."""
+    seen = set() if seen is None else seen
+    source = source.resolve()
+    if source in seen:
+        return []
+    seen.add(source)
+    text = source.read_text()
+    texts = [text]
+    for line in text.splitlines():
+        words = line.strip().split(maxsplit=1)
+        if len(words) == 2 and words[0] == "#include" and words[1].startswith('"'):
+            texts += source_texts(source.parent / words[1].strip('"'), seen)
+    return texts
+
+
 def build(source: Path) -> Path:
     """The cached library of ``source``, compiled when missing. Raises NativeUnavailable."""
     cc = _compiler()
@@ -89,7 +107,11 @@ def build(source: Path) -> Path:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeUnavailable(f"{cc} --version failed ({e})") from None
-    key = hashlib.sha256("\0".join([source.read_text(), " ".join(FLAGS), version,
+    try:
+        texts = source_texts(source)
+    except OSError as e:
+        raise NativeUnavailable(f"cannot read {source.name} or a file it includes ({e})") from None
+    key = hashlib.sha256("\0".join([*texts, " ".join(FLAGS), version,
                                     _cpu_fingerprint()]).encode()).hexdigest()[:20]
     folder = cache_dir() / "native"
     lib = folder / f"{source.stem}-{key}.so"

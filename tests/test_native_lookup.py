@@ -147,6 +147,23 @@ def test_the_build_is_cached_and_refused_cleanly(tmp_path, monkeypatch):
         native_build.load(Path(source))
 
 
+def test_an_included_file_is_part_of_the_build_key(tmp_path, monkeypatch):
+    """A kernel built from several files (``#include "part.h"``) is rebuilt when a part changes."""
+    (tmp_path / "parts").mkdir()
+    part = tmp_path / "parts" / "value.h"
+    part.write_text("#define VALUE 1\n")
+    source = tmp_path / "main.c"
+    source.write_text('#include <stdint.h>\n#include "parts/value.h"\nint value(void) { return VALUE; }\n')
+    monkeypatch.setenv("NEUMIP_CACHE", str(tmp_path / "cache"))
+    first = native_build.build(source)
+    part.write_text("#define VALUE 2\n")
+    second = native_build.build(source)
+    assert first != second and native_build.load(source).value() == 2
+    part.unlink()
+    with pytest.raises(native_build.NativeUnavailable, match="cannot read main.c"):
+        native_build.build(source)
+
+
 def test_without_the_kernel_lookups_fall_back_to_torch(monkeypatch, caplog):
     monkeypatch.setenv("NEUMIP_NATIVE", "0")
     lookup_native._library.cache_clear()

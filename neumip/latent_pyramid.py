@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from btf_data.lookup import lookup_trilinear
+from btf_data.lookup_native import Layout, layout_of
 from neumip.blur import blur_wrapped
 
 
@@ -58,6 +59,20 @@ class LatentPyramid(nn.Module):
         if beside is not None:
             levels = [torch.cat([a, b], dim=-1) for a, b in zip(levels, beside, strict=True)]
         return lookup_trilinear(levels, uv, lod, out=out)
+
+    def packed_levels(self, blur_sigma: float = 0.0) -> tuple[torch.Tensor, Layout]:
+        """:meth:`blurred_levels` packed in one table (rows, C) without autograd, and its layout,
+        as the native kernels read them (neumip/query_native.py); kept until the levels or the
+        blur change, so that chunked queries pack them once."""
+        key = (blur_sigma, *[(t._version, t.data_ptr()) for t in self.levels])
+        if getattr(self, "_packed_key", None) != key:
+            with torch.no_grad():
+                levels = self.blurred_levels(blur_sigma)
+                c = levels[0].shape[-1]
+                self._packed = (torch.cat([lv.reshape(-1, c) for lv in levels]).contiguous(),
+                                layout_of(levels))
+            self._packed_key = key
+        return self._packed
 
     @torch.no_grad()
     def fuse_blur(self, weight: float, sigma: float) -> None:

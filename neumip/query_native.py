@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from btf_data.lookup_native import layout_of
 from neumip import mlp_native
 from neumip.decoder import YUVLogDecoder
 from neumip.mlp_backends import TorchMLP
@@ -63,20 +62,6 @@ def served(model: NeuMIP) -> bool:
                 model.offset.mlp.n_in, 1, model.offset.mlp.width))))
 
 
-def _latent_table(model: NeuMIP, sigma: float) -> tuple[torch.Tensor, object]:
-    """The latent pyramid as read at blur ``sigma``, packed (rows, C), and its layout; kept until
-    the levels or sigma change."""
-    pyr = model.pyramid
-    key = (sigma, *[(t._version, t.data_ptr()) for t in pyr.levels])
-    if getattr(pyr, "_packed_key", None) != key:
-        levels = [t.detach() for t in pyr.blurred_levels(sigma)]
-        c = levels[0].shape[-1]
-        pyr._packed_table = torch.cat([lv.reshape(-1, c) for lv in levels]).contiguous()
-        pyr._packed_layout = layout_of(levels)
-        pyr._packed_key = key
-    return pyr._packed_table, pyr._packed_layout
-
-
 def fused_query(model: NeuMIP, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor, lod: torch.Tensor,
                 sigma: float) -> torch.Tensor | None:
     """rgb (N, 3) float32 for uv (N, 2), wi, wo (N, 3), lod (N,) float32 on the CPU, as
@@ -88,7 +73,7 @@ def fused_query(model: NeuMIP, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Ten
         return None
     uv, wi, wo, lod = (t.contiguous() for t in (uv, wi, wo, lod))
     n = uv.shape[0]
-    table, lay = _latent_table(model, sigma)
+    table, lay = model.pyramid.packed_levels(sigma)
     dec = model.decoder
     dec_packed, dec_bias = dec.mlp.native_weights()
     off = model.offset

@@ -81,12 +81,20 @@ def mlp_bf16(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, w
         out = torch.empty(n, n_out, dtype=torch.float32)
     if out.shape != (n, n_out) or out.dtype != torch.float32 or (n > 1 and out.stride(1) != 1):
         raise ValueError(f"mlp_bf16: out is {out.dtype} {tuple(out.shape)}, expected float32 ({n}, {n_out})")
+    if width not in WIDTHS or not 1 <= n_in <= MAX_IN or not 1 <= n_out <= MAX_OUT or hidden_layers < 1:
+        raise ValueError(f"mlp_bf16: an MLP {n_in} -> {width} x {hidden_layers} -> {n_out} is not served")
+    # the kernel reads raw memory: the packed weights and the bias must be of these shapes
+    pairs = (n_in + 1) // 2 * width + (hidden_layers - 1) * width // 2 * width + width // 2 * 16
+    bias_ok = bias is None or bias.numel() == width
+    if packed.dtype != torch.int16 or packed.numel() != 2 * pairs or not bias_ok:
+        raise ValueError(f"mlp_bf16: packed weights {packed.dtype} {packed.numel()} / bias "
+                         f"{None if bias is None else bias.numel()} do not fit an MLP {n_in} -> {width} x "
+                         f"{hidden_layers} -> {n_out}")
     if bias is not None:
         bias = bias.float().contiguous()
     if n == 0:
         return out
-    failed = lib.mlp_bf16_forward(ptr(x), n, x.stride(0), n_in, ptr(packed), ptr(bias), width, hidden_layers,
-                                  n_out, ptr(out), out.stride(0), torch.get_num_threads())
-    if failed:
-        raise ValueError(f"mlp_bf16: an MLP {n_in} -> {width} x {hidden_layers} -> {n_out} is not served")
+    if lib.mlp_bf16_forward(ptr(x), n, x.stride(0), n_in, ptr(packed), ptr(bias), width, hidden_layers,
+                            n_out, ptr(out), out.stride(0), torch.get_num_threads()):
+        raise ValueError(f"mlp_bf16: the kernel refused {n_in} -> {width} x {hidden_layers} -> {n_out}")
     return out

@@ -68,11 +68,13 @@ def fused_query(model: NeuMIP, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Ten
     ``model._forward_batch`` computes it under bf16 autocast in eval mode without autograd; None
     where the kernel does not serve."""
     if (torch.is_grad_enabled() or model.training or not _bf16_autocast() or uv.device.type != "cpu"
-            or any(t.dtype != torch.float32 for t in (uv, wi, wo, lod)) or lod.ndim != 1
-            or not served(model) or _library() is None):
+            or any(t.dtype != torch.float32 for t in (uv, wi, wo, lod)) or not served(model)
+            or _library() is None):
         return None
-    uv, wi, wo, lod = (t.contiguous() for t in (uv, wi, wo, lod))
     n = uv.shape[0]
+    if (uv.shape, wi.shape, wo.shape, lod.shape) != ((n, 2), (n, 3), (n, 3), (n,)):
+        return None  # the kernel reads raw memory: the stages raise torch's own shape errors
+    uv, wi, wo, lod = (t.contiguous() for t in (uv, wi, wo, lod))
     table, lay = model.pyramid.packed_levels(sigma)
     dec = model.decoder
     dec_packed, dec_bias = dec.mlp.native_weights()

@@ -98,6 +98,12 @@ def test_unserved_shapes_are_refused_and_torch_mlp_keeps_onednn_for_them():
     assert not mlp_native.serves(65, 3, 32) and mlp_native.serves(20, 6, 64)
     with pytest.raises(ValueError, match="not served"):
         mlp_native.mlp_bf16(torch.randn(4, 9), torch.zeros(1, dtype=torch.int16), None, 128, 2, 3)
+    packed = mlp_native.pack(random_layers(torch.Generator().manual_seed(0), 9, 32, 3, 1))
+    with pytest.raises(ValueError, match="do not fit"):  # weights of another MLP: refused, not read
+        mlp_native.mlp_bf16(torch.randn(4, 20), packed, None, 32, 3, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        mlp_native.mlp_bf16(torch.randn(4, 9), packed, torch.zeros(64), 32, 3, 1)
+    assert mlp_native.mlp_bf16(torch.randn(4, 9), packed, torch.zeros(32), 32, 3, 1).shape == (4, 1)
     torch.manual_seed(0)
     mlp = TorchMLP(9, 3, 128, 2)  # too wide for the kernel: oneDNN's bf16 layers
     x = torch.randn(300, 9)

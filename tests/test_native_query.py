@@ -111,6 +111,9 @@ def test_what_it_does_not_serve_runs_the_stages():
             assert query_native.fused_query(model, *q, sigma) is None  # training mode: no clamp
             model.eval()
             assert query_native.fused_query(model, *q, sigma) is not None
+            uv, wi, wo, lod = q
+            assert query_native.fused_query(model, uv, wi[:-1], wo, lod, sigma) is None  # shapes disagree
+            assert query_native.fused_query(model, uv, wi, wo, lod[:, None], sigma) is None
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert query_native.fused_query(model, *q, sigma) is None  # autograd on
     for cfg in (dict(direction_encoding="sh3"), dict(horizon_azimuths=4), dict(decoder="lobe_residual"),

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from btf_data.lookup import lookup_trilinear
-from btf_data.lookup_native import Layout, layout_of
+from btf_data.lookup import lookup_trilinear, pack_levels
+from btf_data.lookup_native import Layout
 from neumip.blur import blur_wrapped
 
 
@@ -67,10 +67,8 @@ class LatentPyramid(nn.Module):
         key = (blur_sigma, *[(t._version, t.data_ptr()) for t in self.levels])
         if getattr(self, "_packed_key", None) != key:
             with torch.no_grad():
-                levels = self.blurred_levels(blur_sigma)
-                c = levels[0].shape[-1]
-                self._packed = (torch.cat([lv.reshape(-1, c) for lv in levels]).contiguous(),
-                                layout_of(levels))
+                packed = pack_levels(self.blurred_levels(blur_sigma))
+            self._packed = (packed.table, Layout(packed.offsets, packed.heights, packed.widths))
             self._packed_key = key
         return self._packed
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
@@ -26,6 +27,7 @@ from neumip import mlp_native
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "tcnn"]
+T = TypeVar("T")
 TCNN_WIDTHS = (16, 32, 64, 128)
 
 
@@ -164,32 +166,37 @@ class TorchMLP(FlatMLP):
         return torch.cat([self._layers(x[s : s + self.chunk], w_in, bias, mats[1:-1], w_out)
                           for s in range(0, x.shape[0], self.chunk)])
 
+    def _derived(self, tag: object, build: Callable[[list[torch.Tensor]], T]) -> T:
+        """``build(matrices)`` of the detached matrices, kept under ``tag`` until the parameters
+        change (in place: their version counter; or replaced: their storage), so that chunked
+        queries derive it once."""
+        key = (self.params._version, self.params.data_ptr())
+        cache = self.__dict__.setdefault("_derived_cache", {})
+        if tag not in cache or cache[tag][0] != key:
+            cache[tag] = (key, build([m.detach() for m in self.matrices()]))
+        return cache[tag][1]
+
     def _inference_weights(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """(weight, bias) per layer in ``dtype``, contiguous; rebuilt when the parameters change."""
-        key = (dtype, self.params._version, self.params.data_ptr())
-        if getattr(self, "_inference_key", None) != key:
-            mats = [m.detach() for m in self.matrices()]
+        def build(mats: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
             w_in, bias, w_out = self._split(mats)
             layers = [(w_in, bias), *[(w, None) for w in mats[1:-1]], (w_out, None)]
-            self._inference_layers = [(w.to(dtype).contiguous(), None if b is None else b.to(dtype))
-                                      for w, b in layers]
-            self._inference_key = key
-        return self._inference_layers
+            return [(w.to(dtype).contiguous(), None if b is None else b.to(dtype)) for w, b in layers]
+
+        return self._derived(dtype, build)
 
     def native_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The layers packed for the native bf16 kernel and the first layer's fp32 bias; rebuilt
         when the parameters change."""
-        key = (self.params._version, self.params.data_ptr())
-        if getattr(self, "_native_key", None) != key:
-            mats = [m.detach() for m in self.matrices()]
+        def build(mats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
             w_in, bias, w_out = self._split(mats)
-            self._native_packed = mlp_native.pack([w_in, *mats[1:-1], w_out])
-            self._native_bias = None if bias is None else bias.float().contiguous()
-            self._native_key = key
-        return self._native_packed, self._native_bias
+            return (mlp_native.pack([w_in, *mats[1:-1], w_out]),
+                    None if bias is None else bias.float().contiguous())
+
+        return self._derived("native", build)
 
     def _inference(self, x: torch.Tensor) -> torch.Tensor:
-        bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        bf16 = mlp_native.cpu_bf16_autocast()
         if bf16 and mlp_native.serves(self.n_in, self.n_out, self.width):
             packed, bias = self.native_weights()
             return mlp_native.mlp_bf16(x, packed, bias, self.width, self.hidden_layers, self.n_out)

@@ -45,9 +45,19 @@ def native_mlp_available() -> bool:
     return _library() is not None
 
 
+def cpu_bf16_autocast() -> bool:
+    """Whether CPU autocast to bfloat16 is on: the state in which the bf16 kernels serve."""
+    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def shape_served(n_in: int, n_out: int, width: int, hidden_layers: int = 1) -> bool:
+    """Whether the kernel's shapes include an MLP of these sizes (mlp_kernel.c's own check)."""
+    return width in WIDTHS and 1 <= n_in <= MAX_IN and 1 <= n_out <= MAX_OUT and hidden_layers >= 1
+
+
 def serves(n_in: int, n_out: int, width: int) -> bool:
     """Whether the kernel serves an MLP of these sizes (and is available)."""
-    return width in WIDTHS and 1 <= n_in <= MAX_IN and 1 <= n_out <= MAX_OUT and native_mlp_available()
+    return shape_served(n_in, n_out, width) and native_mlp_available()
 
 
 def pack_layer(w: torch.Tensor) -> torch.Tensor:
@@ -81,7 +91,7 @@ def mlp_bf16(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, w
         out = torch.empty(n, n_out, dtype=torch.float32)
     if out.shape != (n, n_out) or out.dtype != torch.float32 or (n > 1 and out.stride(1) != 1):
         raise ValueError(f"mlp_bf16: out is {out.dtype} {tuple(out.shape)}, expected float32 ({n}, {n_out})")
-    if width not in WIDTHS or not 1 <= n_in <= MAX_IN or not 1 <= n_out <= MAX_OUT or hidden_layers < 1:
+    if not shape_served(n_in, n_out, width, hidden_layers):
         raise ValueError(f"mlp_bf16: an MLP {n_in} -> {width} x {hidden_layers} -> {n_out} is not served")
     # the kernel reads raw memory: the packed weights and the bias must be of these shapes
     pairs = (n_in + 1) // 2 * width + (hidden_layers - 1) * width // 2 * width + width // 2 * 16

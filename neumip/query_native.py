@@ -46,10 +46,6 @@ def _library() -> ctypes.CDLL | None:
     return lib if lib is not None and lib.neumip_query_supported() else None
 
 
-def _bf16_autocast() -> bool:
-    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-
-
 def served(model: NeuMIP) -> bool:
     """Whether the fused kernel serves this model's architecture (not yet its inputs' state)."""
     dec = model.decoder
@@ -67,9 +63,9 @@ def fused_query(model: NeuMIP, uv: torch.Tensor, wi: torch.Tensor, wo: torch.Ten
     """rgb (N, 3) float32 for uv (N, 2), wi, wo (N, 3), lod (N,) float32 on the CPU, as
     ``model._forward_batch`` computes it under bf16 autocast in eval mode without autograd; None
     where the kernel does not serve."""
-    if (torch.is_grad_enabled() or model.training or not _bf16_autocast() or uv.device.type != "cpu"
-            or any(t.dtype != torch.float32 for t in (uv, wi, wo, lod)) or not served(model)
-            or _library() is None):
+    if (torch.is_grad_enabled() or model.training or not mlp_native.cpu_bf16_autocast()
+            or uv.device.type != "cpu" or any(t.dtype != torch.float32 for t in (uv, wi, wo, lod))
+            or not served(model) or _library() is None):
         return None
     n = uv.shape[0]
     if (uv.shape, wi.shape, wo.shape, lod.shape) != ((n, 2), (n, 3), (n, 3), (n,)):

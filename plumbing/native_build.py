@@ -65,11 +65,12 @@ def cache_dir() -> Path:
 def _cpu_fingerprint() -> str:
     """The CPU's feature flags (a library built with -march=native runs only where they hold)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:  # no /proc (not Linux): the machine's and processor's names stand in
+        lines = []
+    for line in lines:
+        if line.startswith(("flags", "Features")):
+            return line
     import platform
 
     return platform.machine() + platform.processor()

@@ -234,8 +234,9 @@ class TrainConfig:
     CPU: see benchmarks/bench_speed.py and the README's speed section for its cost in PSNR."""
     deterministic: bool = True
     """On the CPU, torch deterministic algorithms (the scatter-adds of the latent lookups'
-    backward become ordered): runs and resumes are bit-identical, at no cost there. GPU runs are
-    not made bit-reproducible."""
+    backward become ordered): runs and resumes are bit-identical, at no cost there (torch's
+    NaN-filling of new tensors, which comes with that mode, is turned off: it costs a pass over
+    every buffer). GPU runs are not made bit-reproducible."""
 
     def __post_init__(self) -> None:
         require(self.ckpt_every >= 0, "ckpt_every", self.ckpt_every, ">= 0 (0: only at the end)")

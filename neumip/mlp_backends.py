@@ -129,7 +129,8 @@ class TorchMLP(FlatMLP):
     ``chunk`` rows so that the activations stay in cache (issue 22: 1.2-1.3x the unfused
     layers on 2 cores). In bfloat16 on a CPU with AVX512-BF16 the native kernel
     (``mlp_kernel.c``) runs instead: every layer of a few rows in one pass, with oneDNN's bf16
-    rounding (its output kept in fp32).
+    rounding (its output kept in fp32); in training too (:class:`mlp_native.TrainMLP`: its
+    forward keeps each layer's input, its backward takes a block of rows through every layer).
     """
 
     backend = "torch"
@@ -161,6 +162,9 @@ class TorchMLP(FlatMLP):
             return self._inference(x)
         mats = self.matrices()
         w_in, bias, w_out = self._split(mats)
+        if x.device.type == "cpu" and mlp_native.cpu_bf16_autocast() and \
+                mlp_native.serves(self.n_in, self.n_out, self.width):
+            return mlp_native.TrainMLP.apply(x, bias, w_in, *mats[1:-1], w_out)
         if torch.is_grad_enabled() or x.shape[0] <= self.chunk:
             return self._layers(x, w_in, bias, mats[1:-1], w_out)
         return torch.cat([self._layers(x[s : s + self.chunk], w_in, bias, mats[1:-1], w_out)

@@ -1,5 +1,7 @@
-"""The native twin of TorchMLP's bf16 inference path (``mlp_kernel.c``): every layer of a tile of
-rows in one pass, with AVX512-BF16 dot products, for float32 inputs on the CPU.
+"""The native twin of TorchMLP's bf16 paths (``mlp_kernel.c``): inference, every layer of a tile of
+rows in one pass, and training (:class:`TrainMLP`: the forward pass keeping each layer's input,
+the backward pass of a block of rows through every layer), with AVX512-BF16 dot products, for
+float32 inputs on the CPU.
 
 Why: under bf16 autocast oneDNN runs each layer over the whole chunk, so the activations make a
 round trip through memory per layer and the thin layers (the decoder's 6 outputs, the offset
@@ -15,6 +17,7 @@ from __future__ import annotations
 import ctypes
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,6 +39,10 @@ def _library() -> ctypes.CDLL | None:
         "mlp_bf16_forward": ([_p, _i64, _i64, _i64, _p, _p, _i64, _i64, _i64, _p, _i64, ctypes.c_int],
                              ctypes.c_int),
         "mlp_bf16_supported": ([], ctypes.c_int),
+        "mlp_bf16_train_forward": ([_p, _i64, _i64, _i64, _p, _p, _i64, _i64, _i64, _p, _i64, _p, _p,
+                                    ctypes.c_int], ctypes.c_int),
+        "mlp_bf16_train_backward": ([_p, _i64, _i64, _i64, _p, _i64, _i64, _i64, _p, _p, _p, _p, _p, _i64,
+                                     ctypes.c_int], ctypes.c_int),
     }, "oneDNN's bf16 layers")
     return lib if lib is not None and lib.mlp_bf16_supported() else None
 
@@ -108,3 +115,85 @@ def mlp_bf16(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, w
                             n_out, ptr(out), out.stride(0), torch.get_num_threads()):
         raise ValueError(f"mlp_bf16: the kernel refused {n_in} -> {width} x {hidden_layers} -> {n_out}")
     return out
+
+
+def _check_layers(layers: list[torch.Tensor], bias: torch.Tensor | None) -> tuple[int, int, int, int]:
+    """(n_in, width, hidden_layers, n_out) of [out, in] matrices in layer order, or ValueError."""
+    width, n_in = layers[0].shape
+    n_out = layers[-1].shape[0]
+    hidden = len(layers) - 1
+    chain = len(layers) >= 2 and layers[-1].shape[1] == width
+    chain = chain and all(w.shape == (width, width) for w in layers[1:-1])
+    bias_fits = bias is None or bias.shape == (width,)
+    if not chain or not bias_fits or not shape_served(n_in, n_out, width, hidden):
+        raise ValueError(f"native bf16 MLP training: layers {[tuple(w.shape) for w in layers]} with bias "
+                         f"{None if bias is None else tuple(bias.shape)} are not an MLP the kernel serves")
+    return n_in, width, hidden, n_out
+
+
+class TrainMLP(torch.autograd.Function):
+    """The MLP ``x -> layers`` (ReLU between them, ``bias`` added to the first) with autograd, in
+    bf16 as CPU autocast computes it: inputs, weights, hidden activations and each layer's output
+    gradient rounded to bf16, sums in fp32. The output and the weight gradients stay fp32 (autocast
+    rounds both to bf16; these are the nearer to fp32). Called by TorchMLP in training under bf16
+    autocast, where it replaces three oneDNN GEMMs per layer, the ReLU, its mask and the casts.
+
+    ``TrainMLP.apply(x, bias, *layers)``: x (N, n_in) float; bias (width,) or None; layers the
+    [out, in] float32 matrices in order -> (N, n_out) float32."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor | None, *layers: torch.Tensor) -> torch.Tensor:
+        lib = _library()
+        if lib is None:
+            raise RuntimeError("the native bf16 MLP kernel is not available here")
+        n_in, width, hidden, n_out = _check_layers(list(layers), bias)
+        if x.dim() != 2 or x.shape[1] != n_in:
+            raise ValueError(f"native bf16 MLP training: input {tuple(x.shape)}, expected (N, {n_in})")
+        xf = x.detach()
+        if xf.dtype != torch.float32 or xf.device.type != "cpu" or (xf.shape[0] > 1 and xf.stride(1) != 1):
+            xf = xf.float().contiguous()
+        mats = [w.detach() for w in layers]
+        n = xf.shape[0]
+        out = torch.empty(n, n_out, dtype=torch.float32)
+        act0 = torch.empty(n, (n_in + 15) // 16 * 16, dtype=torch.int16)
+        hid = torch.empty(hidden, n, width, dtype=torch.int16)
+        b = None if bias is None else bias.detach().float().contiguous()
+        packed = pack(mats)
+        if n and lib.mlp_bf16_train_forward(ptr(xf), n, xf.stride(0), n_in, ptr(packed), ptr(b), width,
+                                            hidden, n_out, ptr(out), out.stride(0), ptr(act0), ptr(hid),
+                                            torch.get_num_threads()):
+            raise ValueError(f"native bf16 MLP training: the kernel refused {n_in} -> {width} x {hidden} "
+                             f"-> {n_out}")
+        ctx.save_for_backward(act0, hid)
+        ctx.packed_t = pack([w.t() for w in mats])
+        ctx.sizes = (n_in, width, hidden, n_out, x.dtype, bias is not None)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        act0, hid = ctx.saved_tensors
+        n_in, width, hidden, n_out, x_dtype, has_bias = ctx.sizes
+        n = act0.shape[0]
+        g = grad.float()
+        if n > 1 and g.stride(1) != 1:
+            g = g.contiguous()
+        sizes = [width * n_in] + [width * width] * (hidden - 1) + [n_out * width]
+        grad_w = torch.empty(sum(sizes), dtype=torch.float32)
+        grad_bias = torch.empty(width, dtype=torch.float32) if has_bias and ctx.needs_input_grad[1] else None
+        grad_x = torch.empty(n, n_in, dtype=torch.float32) if ctx.needs_input_grad[0] else None
+        if n == 0:
+            grad_w.zero_()
+            if grad_bias is not None:
+                grad_bias.zero_()
+        else:
+            code = _library().mlp_bf16_train_backward(
+                ptr(g), n, g.stride(0), n_in, ptr(ctx.packed_t), width, hidden, n_out, ptr(act0), ptr(hid),
+                ptr(grad_w), ptr(grad_bias), ptr(grad_x), n_in, torch.get_num_threads())
+            if code:
+                raise RuntimeError("native bf16 MLP training: the backward kernel "
+                                   + ("ran out of memory" if code == 2 else "refused its shapes"))
+        shapes = [(width, n_in)] + [(width, width)] * (hidden - 1) + [(n_out, width)]
+        grads = [part.view(shape) for part, shape in zip(grad_w.split(sizes), shapes, strict=True)]
+        if grad_x is not None and x_dtype != torch.float32:
+            grad_x = grad_x.to(x_dtype)
+        return (grad_x, grad_bias, *grads)

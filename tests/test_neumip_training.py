@@ -102,6 +102,36 @@ def test_bf16_training_steps_track_fp32_and_bad_precision_is_refused(tiny_materi
         TrainConfig(precision="fp16")
 
 
+def test_inference_caches_follow_the_fused_optimiser_steps(tiny_material, tmp_path):
+    """torch's fused Adam writes the parameters without bumping their version counters; the
+    trainer bumps them, so what an evaluation between steps caches (the MLPs' packed weights, the
+    neural offset's blurred texture) is rebuilt after each step: the answers equal a fresh copy's."""
+    cfg = tiny_config(tiny_material, tmp_path, 10, offset_freeze=0)  # the offset texture trains too
+    trainer = Trainer(cfg)
+    model = trainer.model
+    n = 500
+    uv, lod = torch.rand(n, 2), torch.rand(n) * 2
+    w = torch.nn.functional.normalize(torch.rand(n, 3) + torch.tensor([0.0, 0.0, 1.0]), dim=1)
+
+    def answers(m: NeuMIP) -> torch.Tensor:  # fp32 and bf16 (the fused query's own caches)
+        m.eval()
+        with torch.no_grad():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = m(uv, w, w, lod)
+            return torch.cat([m(uv, w, w, lod), low])
+
+    for _ in range(3):
+        before = answers(model)  # fills the caches
+        model.train()
+        trainer.train_step()
+        after = answers(model)
+        fresh = NeuMIP(model.cfg, model.resolution, model.metadata)  # no caches yet
+        fresh.load_state_dict(model.state_dict())
+        assert not torch.equal(before, after)
+        torch.testing.assert_close(after, answers(fresh), rtol=0, atol=0)
+        model.train()
+
+
 def test_resume_reaches_bit_identical_weights(tiny_material, tmp_path):
     straight = Trainer(tiny_config(tiny_material, tmp_path / "a", 30))
     straight.fit()

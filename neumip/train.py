@@ -397,7 +397,9 @@ class Trainer:
         loss.backward()
         self._open_step.weights_touched = True
         self.optimizer.step()
-        torch.autograd.graph.increment_version([p for g in self.optimizer.param_groups for p in g["params"]])
+        # what the fused step wrote: the parameters with a gradient (a frozen one keeps its caches)
+        torch.autograd.graph.increment_version(
+            [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None])
         self.step += 1
         self._open_step = None
         return loss.item()

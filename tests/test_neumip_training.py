@@ -106,8 +106,7 @@ def test_inference_caches_follow_the_fused_optimiser_steps(tiny_material, tmp_pa
     """torch's fused Adam writes the parameters without bumping their version counters; the
     trainer bumps them, so what an evaluation between steps caches (the MLPs' packed weights, the
     neural offset's blurred texture) is rebuilt after each step: the answers equal a fresh copy's."""
-    cfg = tiny_config(tiny_material, tmp_path, 10, offset_freeze=0)  # the offset texture trains too
-    trainer = Trainer(cfg)
+    trainer = Trainer(tiny_config(tiny_material, tmp_path, 10))  # the offset texture trains too
     model = trainer.model
     n = 500
     uv, lod = torch.rand(n, 2), torch.rand(n) * 2
@@ -130,6 +129,13 @@ def test_inference_caches_follow_the_fused_optimiser_steps(tiny_material, tmp_pa
         assert not torch.equal(before, after)
         torch.testing.assert_close(after, answers(fresh), rtol=0, atol=0)
         model.train()
+    # a frozen texture (after offset_freeze) is not written by the step: its version, which keys
+    # its cached blur, stays
+    trainer.cfg.schedule.offset_freeze = trainer.step
+    trainer.train_step()
+    version = model.offset.texture._version
+    trainer.train_step()
+    assert model.offset.texture._version == version
 
 
 def test_resume_reaches_bit_identical_weights(tiny_material, tmp_path):

@@ -31,6 +31,20 @@ def test_limit_elevation_moves_only_what_lies_below_the_limit_along_its_azimuth(
     torch.testing.assert_close(got[2:], want, atol=1e-6, rtol=0)
 
 
+def test_limit_elevation_of_a_batch_above_the_limit_is_the_batch_and_passes_gradients():
+    c = math.cos(math.radians(70.0))
+    w = torch.tensor([_dir(30, 10), _dir(70, 200), _dir(69, 45)], requires_grad=True)
+    with torch.no_grad():
+        w[1, 2] = c
+    got = limit_elevation(w, c)
+    assert torch.equal(got, w)
+    (got * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.equal(w.grad, torch.tensor([[1.0, 2.0, 3.0]] * 3))
+    below = w.detach().clone()
+    below[2] = torch.tensor(_dir(80, 45))  # one row below: that row moves, as above
+    torch.testing.assert_close(limit_elevation(below, c)[2], torch.tensor(_dir(70, 45)), atol=1e-6, rtol=0)
+
+
 def test_bend_above_gives_the_stated_cosine_and_leaves_the_rest():
     n = torch.tensor([[0.0, 0.0, 1.0]] * 3)
     w = torch.tensor([_dir(89.5, 0), _dir(89.5, 0), _dir(60, 0)])

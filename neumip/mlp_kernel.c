@@ -84,23 +84,48 @@ static inline void row_to_act(const float *xr, int64_t n_in, uint32_t *act_row) 
     }
 }
 
+/* k bf16 (a multiple of 16) from src to dst: inline, as the rows are short and many. */
+static inline void copy_bf16(uint16_t *dst, const uint16_t *src, int64_t k) {
+    for (int64_t i = 0; i < k; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
+}
+
+/* Where a training forward keeps what its backward reads, from a tile's first row: its input
+ * rows (act0, row stride a0s bf16) and each hidden layer's output rows after the ReLU (hid, layer
+ * l at hid + l * n * width, row stride width). NULL in inference. */
+typedef struct {
+    uint16_t *act0;
+    int64_t a0s;
+    uint16_t *hid;
+    int64_t n;
+} Keep;
+
 /* Every layer over R rows of act (bf16 inputs, consumed: the hidden layers are written back into
- * it); the first `rows` rows' n_out outputs go to out (row stride out_stride) in fp32. */
+ * it); the first `rows` rows' n_out outputs go to out (row stride out_stride) in fp32, and what
+ * `keep` asks for to its arrays. */
 #define TILE(R, JB)                                                                              \
     STORE_HIDDEN(R, JB)                                                                          \
     static void tile_##R##_##JB(uint32_t *act, int64_t n_in, int64_t rows, const __m512i *w,     \
                                 const float *bias, int64_t hidden_layers, int64_t n_out, float *out, \
-                                int64_t out_stride) {                                            \
+                                int64_t out_stride, const Keep *keep) {                          \
         __m512 acc[R][JB];                                                                        \
         const int64_t kp0 = (n_in + 1) / 2, kph = 16 * JB / 2;                                    \
+        if (keep)                                                                                 \
+            for (int r = 0; r < R && r < rows; ++r)                                               \
+                copy_bf16(keep->act0 + r * keep->a0s, (const uint16_t *)(act + r * ACT_STRIDE), keep->a0s); \
         layer_##R##_##JB(act, kp0, w, bias, acc);                                                 \
         w += kp0 * JB;                                                                            \
-        for (int64_t l = 1; l < hidden_layers; ++l) {                                             \
+        for (int64_t l = 0; l < hidden_layers; ++l) {                                             \
             store_hidden_##R##_##JB(acc, act);                                                    \
-            layer_##R##_##JB(act, kph, w, 0, acc);                                                \
-            w += kph * JB;                                                                        \
+            if (keep)                                                                             \
+                for (int r = 0; r < R && r < rows; ++r)                                           \
+                    copy_bf16(keep->hid + (l * keep->n + r) * 16 * JB,                            \
+                              (const uint16_t *)(act + r * ACT_STRIDE), 16 * JB);                 \
+            if (l + 1 < hidden_layers) {                                                          \
+                layer_##R##_##JB(act, kph, w, 0, acc);                                            \
+                w += kph * JB;                                                                    \
+            }                                                                                     \
         }                                                                                         \
-        store_hidden_##R##_##JB(acc, act);                                                        \
         __m512 o[R][1];                                                                           \
         layer_##R##_1(act, kph, w, 0, o);                                                         \
         const __mmask16 om = (__mmask16)((1u << n_out) - 1);                                      \
@@ -130,19 +155,47 @@ static int mlp_shape_served(int64_t n_in, int64_t width, int64_t hidden_layers, 
 }
 
 /* A block of up to BLOCK_ROWS rows of act (BLOCK_ROWS x ACT_STRIDE, consumed) through the MLP,
- * in tiles of the width's rows; the first `rows` rows' outputs to out. */
+ * in tiles of the width's rows; the first `rows` rows' outputs to out; `keep` (from the block's
+ * first row) or NULL. */
 static void mlp_block(uint32_t *act, int64_t rows, int64_t n_in, const __m512i *w, const float *bias,
-                      int64_t width, int64_t hidden_layers, int64_t n_out, float *out, int64_t out_stride) {
+                      int64_t width, int64_t hidden_layers, int64_t n_out, float *out, int64_t out_stride,
+                      const Keep *keep) {
     const int64_t tile = width == 16 ? 24 : width == 32 ? 12 : 6;
     for (int64_t r0 = 0; r0 < rows; r0 += tile) {
         uint32_t *a = act + r0 * ACT_STRIDE;
         float *o = out + r0 * out_stride;
-        switch (width / 16) {
-        case 1: tile_24_1(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
-        case 2: tile_12_2(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
-        case 3: tile_6_3(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
-        default: tile_6_4(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride); break;
+        Keep kt, *k = 0;
+        if (keep) {
+            kt = (Keep){keep->act0 + r0 * keep->a0s, keep->a0s, keep->hid + r0 * width, keep->n};
+            k = &kt;
         }
+        switch (width / 16) {
+        case 1: tile_24_1(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride, k); break;
+        case 2: tile_12_2(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride, k); break;
+        case 3: tile_6_3(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride, k); break;
+        default: tile_6_4(a, n_in, rows - r0, w, bias, hidden_layers, n_out, o, out_stride, k); break;
+        }
+    }
+}
+
+static inline int64_t pad16(int64_t k) { return (k + 15) / 16 * 16; }
+
+/* mlp_bf16_forward's work; with act0 and hid not NULL, keeping what the training backward reads
+ * (act0 (n, pad16(n_in)), hid (hidden_layers, n, width), bf16). */
+static void forward_rows(const float *x, int64_t n, int64_t x_stride, int64_t n_in, const __m512i *w,
+                         const float *bias, int64_t width, int64_t hidden_layers, int64_t n_out, float *out,
+                         int64_t out_stride, uint16_t *act0, uint16_t *hid, int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t b = 0; b < (n + BLOCK_ROWS - 1) / BLOCK_ROWS; ++b) {
+        uint32_t act[BLOCK_ROWS * ACT_STRIDE] __attribute__((aligned(64)));
+        const int64_t r0 = b * BLOCK_ROWS, rows = n - r0 < BLOCK_ROWS ? n - r0 : BLOCK_ROWS;
+        for (int64_t r = 0; r < BLOCK_ROWS; ++r) {
+            if (r < rows) row_to_act(x + (r0 + r) * x_stride, n_in, act + r * ACT_STRIDE);
+            else memset(act + r * ACT_STRIDE, 0, sizeof(uint32_t) * ACT_STRIDE);
+        }
+        const Keep keep = {act0 ? act0 + r0 * pad16(n_in) : 0, pad16(n_in), hid ? hid + r0 * width : 0, n};
+        mlp_block(act, rows, n_in, w, bias, width, hidden_layers, n_out, out + r0 * out_stride, out_stride,
+                  act0 ? &keep : 0);
     }
 }
 
@@ -153,17 +206,8 @@ int mlp_bf16_forward(const float *x, int64_t n, int64_t x_stride, int64_t n_in, 
                      const float *bias, int64_t width, int64_t hidden_layers, int64_t n_out, float *out,
                      int64_t out_stride, int n_threads) {
     if (!mlp_shape_served(n_in, width, hidden_layers, n_out)) return 1;
-    const __m512i *w = (const __m512i *)packed;
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t b = 0; b < (n + BLOCK_ROWS - 1) / BLOCK_ROWS; ++b) {
-        uint32_t act[BLOCK_ROWS * ACT_STRIDE] __attribute__((aligned(64)));
-        const int64_t r0 = b * BLOCK_ROWS, rows = n - r0 < BLOCK_ROWS ? n - r0 : BLOCK_ROWS;
-        for (int64_t r = 0; r < BLOCK_ROWS; ++r) {
-            if (r < rows) row_to_act(x + (r0 + r) * x_stride, n_in, act + r * ACT_STRIDE);
-            else memset(act + r * ACT_STRIDE, 0, sizeof(uint32_t) * ACT_STRIDE);
-        }
-        mlp_block(act, rows, n_in, w, bias, width, hidden_layers, n_out, out + r0 * out_stride, out_stride);
-    }
+    forward_rows(x, n, x_stride, n_in, (const __m512i *)packed, bias, width, hidden_layers, n_out, out, out_stride,
+                 0, 0, n_threads);
     return 0;
 }
 
@@ -181,76 +225,14 @@ int mlp_bf16_forward(const float *x, int64_t n, int64_t x_stride, int64_t n_in, 
  * gradients. Saved activations: the input (rows of in_pad16 bf16) and each hidden layer's output
  * after its ReLU (rows of width bf16); a ReLU's derivative is read from its output (> 0). */
 
-/* k bf16 (a multiple of 16) from src to dst: inline, as the rows are short and many. */
-static inline void copy_bf16(uint16_t *dst, const uint16_t *src, int64_t k) {
-    for (int64_t i = 0; i < k; i += 16)
-        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)(src + i)));
-}
-
-/* Every layer over R rows of act, as TILE, storing the input rows into act0 (row stride a0s
- * bf16) and each hidden layer's output rows into hid (hidden_layers x n x width bf16). */
-#define TILE_TRAIN(R, JB)                                                                        \
-    static void tile_train_##R##_##JB(uint32_t *act, int64_t n_in, int64_t rows, const __m512i *w, \
-                                      const float *bias, int64_t hidden_layers, int64_t n_out, float *out, \
-                                      int64_t out_stride, uint16_t *act0, int64_t a0s, uint16_t *hid, \
-                                      int64_t n) {                                               \
-        __m512 acc[R][JB];                                                                        \
-        const int64_t kp0 = (n_in + 1) / 2, kph = 16 * JB / 2;                                    \
-        for (int r = 0; r < R && r < rows; ++r) copy_bf16(act0 + r * a0s, (const uint16_t *)(act + r * ACT_STRIDE), a0s); \
-        layer_##R##_##JB(act, kp0, w, bias, acc);                                                 \
-        w += kp0 * JB;                                                                            \
-        for (int64_t l = 0; l < hidden_layers; ++l) {                                             \
-            store_hidden_##R##_##JB(acc, act);                                                    \
-            uint16_t *h = hid + l * n * 16 * JB;                                                  \
-            for (int r = 0; r < R && r < rows; ++r)                                               \
-                copy_bf16(h + r * 16 * JB, (const uint16_t *)(act + r * ACT_STRIDE), 16 * JB);    \
-            if (l + 1 < hidden_layers) {                                                          \
-                layer_##R##_##JB(act, kph, w, 0, acc);                                            \
-                w += kph * JB;                                                                    \
-            }                                                                                     \
-        }                                                                                         \
-        __m512 o[R][1];                                                                           \
-        layer_##R##_1(act, kph, w, 0, o);                                                         \
-        const __mmask16 om = (__mmask16)((1u << n_out) - 1);                                      \
-        for (int r = 0; r < R && r < rows; ++r) _mm512_mask_storeu_ps(out + r * out_stride, om, o[r][0]); \
-    }
-
-TILE_TRAIN(24, 1)
-TILE_TRAIN(12, 2)
-TILE_TRAIN(6, 3)
-TILE_TRAIN(6, 4)
-
-static inline int64_t pad16(int64_t k) { return (k + 15) / 16 * 16; }
-
 /* As mlp_bf16_forward, keeping what the backward pass reads: act0 (n, pad16(n_in)) bf16, the
  * inputs; hid (hidden_layers, n, width) bf16, the hidden layers' outputs after the ReLU. */
 int mlp_bf16_train_forward(const float *x, int64_t n, int64_t x_stride, int64_t n_in, const uint32_t *packed,
                            const float *bias, int64_t width, int64_t hidden_layers, int64_t n_out, float *out,
                            int64_t out_stride, uint16_t *act0, uint16_t *hid, int n_threads) {
-    if (!mlp_shape_served(n_in, width, hidden_layers, n_out)) return 1;
-    const __m512i *w = (const __m512i *)packed;
-    const int64_t a0s = pad16(n_in), tile = width == 16 ? 24 : width == 32 ? 12 : 6;
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t b = 0; b < (n + BLOCK_ROWS - 1) / BLOCK_ROWS; ++b) {
-        uint32_t act[BLOCK_ROWS * ACT_STRIDE] __attribute__((aligned(64)));
-        const int64_t r0 = b * BLOCK_ROWS, rows = n - r0 < BLOCK_ROWS ? n - r0 : BLOCK_ROWS;
-        for (int64_t r = 0; r < BLOCK_ROWS; ++r) {
-            if (r < rows) row_to_act(x + (r0 + r) * x_stride, n_in, act + r * ACT_STRIDE);
-            else memset(act + r * ACT_STRIDE, 0, sizeof(uint32_t) * ACT_STRIDE);
-        }
-        for (int64_t t0 = 0; t0 < rows; t0 += tile) {
-            uint32_t *a = act + t0 * ACT_STRIDE;
-            const int64_t q = r0 + t0;
-            float *o = out + q * out_stride;
-            uint16_t *a0 = act0 + q * a0s, *h = hid + q * width;
-            switch (width / 16) {
-            case 1: tile_train_24_1(a, n_in, rows - t0, w, bias, hidden_layers, n_out, o, out_stride, a0, a0s, h, n); break;
-            case 2: tile_train_12_2(a, n_in, rows - t0, w, bias, hidden_layers, n_out, o, out_stride, a0, a0s, h, n); break;
-            case 3: tile_train_6_3(a, n_in, rows - t0, w, bias, hidden_layers, n_out, o, out_stride, a0, a0s, h, n); break;
-            default: tile_train_6_4(a, n_in, rows - t0, w, bias, hidden_layers, n_out, o, out_stride, a0, a0s, h, n); break;
-            }
-        }
-    }
+    if (!mlp_shape_served(n_in, width, hidden_layers, n_out) || !act0 || !hid) return 1;
+    forward_rows(x, n, x_stride, n_in, (const __m512i *)packed, bias, width, hidden_layers, n_out, out, out_stride,
+                 act0, hid, n_threads);
     return 0;
 }
 

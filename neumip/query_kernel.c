@@ -68,7 +68,7 @@ int neumip_query_bf16(const float *uv, const float *wi, const float *wo, const f
                 buf[off_c + 1] = wo[3 * q + 1];
                 row_to_act(buf, off_c + 2, act + r * ACT_STRIDE);
             }
-            mlp_block(act, rows, off_c + 2, off_w_, off_bias, off_width, off_hidden, 1, &out[0][0], 16);
+            mlp_block(act, rows, off_c + 2, off_w_, off_bias, off_width, off_hidden, 1, &out[0][0], 16, 0);
             /* uv + r wo.xy / max(wo.z, min_cos), r = depth_scale x the network (NeuralOffset's order) */
             for (int64_t r = 0; r < rows; ++r) {
                 const int64_t q = r0 + r;
@@ -94,7 +94,7 @@ int neumip_query_bf16(const float *uv, const float *wi, const float *wo, const f
             buf[c + 3] = wo[3 * q + 1];
             row_to_act(buf, c + 4, act + r * ACT_STRIDE);
         }
-        mlp_block(act, rows, c + 4, dec_w, dec_bias, dec_width, dec_hidden, dec_out, &out[0][0], 16);
+        mlp_block(act, rows, c + 4, dec_w, dec_bias, dec_width, dec_hidden, dec_out, &out[0][0], 16, 0);
         for (int64_t r = 0; r < rows; r += 16) {
             const int64_t left = rows - r;
             const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);

@@ -211,7 +211,6 @@ int mlp_bf16_forward(const float *x, int64_t n, int64_t x_stride, int64_t n_in, 
     return 0;
 }
 
-
 /* ---- Training: the forward pass keeping every layer's input, and the backward pass. ----
  *
  * Why: under bf16 autocast a training step runs each layer through oneDNN as separate GEMMs

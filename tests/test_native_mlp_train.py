@@ -39,13 +39,14 @@ class _Round(torch.autograd.Function):
 def rounded_reference(x: torch.Tensor, bias: torch.Tensor | None, layers: list[torch.Tensor],
                       grad: torch.Tensor) -> list[torch.Tensor | None]:
     """(output, d x, d bias, d layers...) of the network in float64 autograd with bf16 rounding
-    at the kernel's points; the ReLU's derivative read from the rounded activation."""
+    at the kernel's points (the ReLU's derivative from its input, whose sign the kernel's rounded
+    output keeps)."""
     xs = x.detach().double().requires_grad_()
     bs = None if bias is None else bias.detach().double().requires_grad_()
     ws = [w.detach().double().requires_grad_() for w in layers]
-    h = _bf16_weight(xs)  # the input's gradient stays fp32 in the kernel
+    h = _rounded_straight_through(xs)  # the input's gradient stays fp32 in the kernel
     for i, w in enumerate(ws):
-        h = h @ _bf16_weight(w).t()
+        h = h @ _rounded_straight_through(w).t()
         if i == 0 and bs is not None:
             h = h + bs
         if i < len(ws) - 1:
@@ -58,9 +59,9 @@ def rounded_reference(x: torch.Tensor, bias: torch.Tensor | None, layers: list[t
     return [out, *grads]
 
 
-def _bf16_weight(w: torch.Tensor) -> torch.Tensor:
-    """w rounded to bf16 with the gradient passed straight through (the kernel's weight and input
-    gradients are fp32 sums, not rounded)."""
+def _rounded_straight_through(w: torch.Tensor) -> torch.Tensor:
+    """w rounded to bf16, its gradient passed straight through (the kernel rounds the weights and
+    the input, but its weight and input gradients are fp32 sums, not rounded)."""
     return w + (w.to(torch.bfloat16).double() - w).detach()
 
 
@@ -110,14 +111,14 @@ def test_no_farther_from_float64_than_torch_bf16_autocast(n_in, width, hidden, n
     grad = torch.randn(3000, n_out, generator=g)
     params = [x, bias, *layers]
 
-    def network(dtype_ctx: bool, cast: torch.dtype) -> list[torch.Tensor]:
+    def network(autocast_on: bool, cast: torch.dtype) -> list[torch.Tensor]:  # outputs, gradients
         ps = [p.detach().to(cast).requires_grad_() for p in params]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype_ctx):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast_on):
             h = torch.relu(torch.addmm(ps[1], ps[0], ps[2].t()))
             for w in ps[3:-1]:
                 h = torch.relu(h @ w.t())
             h = h @ ps[-1].t()
-        return [h, *torch.autograd.grad(h, ps, grad.to(cast) if not dtype_ctx else grad)]
+        return [h, *torch.autograd.grad(h, ps, grad.to(cast) if not autocast_on else grad)]
 
     exact = network(False, torch.float64)
     autocast = network(True, torch.float32)
@@ -192,7 +193,7 @@ def test_torch_mlp_trains_through_the_kernel_onto_the_flat_layout(monkeypatch):
     want = rounded_reference(x, ones.sum(dim=1), [w_in, *mats[1:-1], mats[-1][:6]], grad)
     assert relative_error(out, want[0]) < 1e-3
     assert relative_error(x.grad, want[1]) < 2e-3
-    g_mats = [gm for gm in _views(mlp, mlp.params.grad)]
+    g_mats = _views(mlp, mlp.params.grad)
     assert relative_error(g_mats[0][:, :20], want[3]) < 2e-3
     for k in range(20, 32):  # each constant-1 column: d loss / d w = sum of the unit's gradients
         assert relative_error(g_mats[0][:, k], want[2]) < 2e-3
@@ -203,6 +204,7 @@ def test_torch_mlp_trains_through_the_kernel_onto_the_flat_layout(monkeypatch):
 
 
 def _views(mlp: TorchMLP, flat: torch.Tensor) -> list[torch.Tensor]:
+    """The [out, in] blocks of a flat vector in tiny-cuda-nn's layout (as FlatMLP.matrices)."""
     out, start = [], 0
     for rows, cols in mlp.shapes:
         out.append(flat[start : start + rows * cols].view(rows, cols))

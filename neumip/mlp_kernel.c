@@ -356,28 +356,22 @@ int mlp_bf16_train_backward(const float *grad_out, int64_t n, int64_t go_stride,
     if (!mlp_shape_served(n_in, width, hidden_layers, n_out)) return 1;
     if (n_threads < 1) n_threads = 1;
     const int64_t a0s = pad16(n_in), jb = width / 16, L = hidden_layers;
-    /* Each thread's fp32 sums (padded: layer 0 width x a0s, hidden width x width, out 16 x width,
-     * bias width) */
+    /* The rows' blocks in n_threads contiguous parts, each summing into its own fp32 sums (padded:
+     * layer 0 width x a0s, hidden width x width, out 16 x width, bias width), added in part order
+     * at the end: the same sums whichever thread runs which part. */
     const int64_t per = width * a0s + (L - 1) * width * width + 16 * width + width;
     float *sums = (float *)calloc((size_t)(n_threads * per), sizeof(float));
     if (!sums) return 2;
     /* the transposed layers' offsets in packed_t (uint32 pairs) */
     const int64_t wt0 = width / 2 * pad16(n_in), wth = width / 2 * width;
-#pragma omp parallel num_threads(n_threads)
-    {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        extern int omp_get_thread_num(void);
-        extern int omp_get_num_threads(void);
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
+#pragma omp parallel for num_threads(n_threads) schedule(static, 1)
+    for (int64_t t = 0; t < n_threads; ++t) {
         float *dw0 = sums + t * per, *dwh = dw0 + width * a0s, *dwo = dwh + (L - 1) * width * width;
         float *db = dwo + 16 * width;
         uint32_t g[BACK_ROWS * ACT_STRIDE] __attribute__((aligned(64)));
         uint16_t a[BACK_ROWS * ROW_BF16] __attribute__((aligned(64)));
         const int64_t blocks = (n + BACK_ROWS - 1) / BACK_ROWS;
-        const int64_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
+        const int64_t b0 = blocks * t / n_threads, b1 = blocks * (t + 1) / n_threads;
         for (int64_t b = b0; b < b1; ++b) {
             const int64_t r0 = b * BACK_ROWS, rows = n - r0 < BACK_ROWS ? n - r0 : BACK_ROWS;
             for (int64_t r = 0; r < BACK_ROWS; ++r) {
@@ -420,7 +414,7 @@ int mlp_bf16_train_backward(const float *grad_out, int64_t n, int64_t go_stride,
             }
         }
     }
-    /* the threads' sums, in thread order, into the compact gradients */
+    /* the parts' sums, in part order, into the compact gradients */
     float *out = grad_w;
     for (int64_t o = 0; o < width; ++o)
         for (int64_t i = 0; i < n_in; ++i) {

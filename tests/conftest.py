@@ -77,3 +77,14 @@ def require_native_kernel(source: Path) -> None:
         if os.environ.get("CI"):
             raise RuntimeError(f"the native kernel {source.name} could not be built under CI: {e}") from None
         pytest.skip(f"the native kernel {source.name} could not be built here: {e}")
+
+
+def require_cpu_features(source: Path, runs_here: bool, features: str, instead: str) -> None:
+    """A kernel built (:func:`require_native_kernel`) that needs instructions this CPU may lack
+    (``runs_here`` False: it compiled to a stub that declines every call). Its tests cannot run on
+    such a CPU, under CI or not: they skip, saying which instructions are missing and which path
+    serves instead there (``instead``, tested on every machine by the suite's other tests)."""
+    require_native_kernel(source)
+    if not runs_here:
+        pytest.skip(f"{source.name} needs {features}, which this CPU does not have; {instead} serves "
+                    "here, and the tests of that path run")

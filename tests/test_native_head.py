@@ -13,16 +13,15 @@ import torch
 from neumip import decoder_native
 from neumip.config import ModelConfig
 from neumip.decoder import YUV_TO_RGB, YUVLogDecoder
-from tests.conftest import require_native_kernel
+from tests.conftest import require_cpu_features
 
 HEAD_KERNEL = Path(decoder_native.__file__).with_name("decoder_kernel.c")
 
 
 @pytest.fixture(autouse=True)
 def kernel():
-    require_native_kernel(HEAD_KERNEL)
-    if decoder_native.yuv_log_head(torch.zeros(1, 6), YUV_TO_RGB, True) is None:
-        pytest.skip("the native decoder head needs AVX-512, which this CPU does not have")
+    runs = decoder_native.yuv_log_head(torch.zeros(1, 6), YUV_TO_RGB, True) is not None
+    require_cpu_features(HEAD_KERNEL, runs, "AVX-512", "the decoder's torch head")
 
 
 def torch_head(t: torch.Tensor, shadow_mask: bool) -> torch.Tensor:

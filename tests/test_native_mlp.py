@@ -12,16 +12,15 @@ import torch
 
 from neumip import mlp_native
 from neumip.mlp_backends import TorchMLP
-from tests.conftest import require_native_kernel
+from tests.conftest import require_cpu_features
 
 MLP_KERNEL = Path(mlp_native.__file__).with_name("mlp_kernel.c")
 
 
 @pytest.fixture(autouse=True)
 def kernel():
-    require_native_kernel(MLP_KERNEL)
-    if not mlp_native.native_mlp_available():  # built, but this CPU has no AVX512-BF16
-        pytest.skip("the native bf16 MLP needs AVX512-BF16, which this CPU does not have")
+    require_cpu_features(MLP_KERNEL, mlp_native.native_mlp_available(), "AVX512-BF16",
+                         "oneDNN's bf16 layers")
 
 
 def bf16_reference(x: torch.Tensor, layers: list[torch.Tensor], bias: torch.Tensor | None) -> torch.Tensor:

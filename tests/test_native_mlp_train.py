@@ -12,15 +12,14 @@ import torch
 
 from neumip import mlp_native
 from neumip.mlp_backends import TorchMLP
-from tests.conftest import require_native_kernel
+from tests.conftest import require_cpu_features
 from tests.test_native_mlp import MLP_KERNEL, random_layers
 
 
 @pytest.fixture(autouse=True)
 def kernel():
-    require_native_kernel(MLP_KERNEL)
-    if not mlp_native.native_mlp_available():  # built, but this CPU has no AVX512-BF16
-        pytest.skip("the native bf16 MLP needs AVX512-BF16, which this CPU does not have")
+    require_cpu_features(MLP_KERNEL, mlp_native.native_mlp_available(), "AVX512-BF16",
+                         "torch's bf16 autocast training")
 
 
 class _Round(torch.autograd.Function):

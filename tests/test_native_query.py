@@ -14,16 +14,15 @@ import torch
 from neumip import query_native
 from neumip.config import ModelConfig
 from neumip.model import NeuMIP
-from tests.conftest import require_native_kernel
+from tests.conftest import require_cpu_features
 
 QUERY_KERNEL = Path(query_native.__file__).with_name("query_kernel.c")
 
 
 @pytest.fixture(autouse=True)
 def kernel():
-    require_native_kernel(QUERY_KERNEL)
-    if query_native._library() is None:
-        pytest.skip("the fused query needs AVX512-BF16, which this CPU does not have")
+    require_cpu_features(QUERY_KERNEL, query_native._library() is not None, "AVX512-BF16",
+                         "the query's stages one by one")
 
 
 def random_model(seed: int, **cfg) -> NeuMIP:

@@ -9,7 +9,8 @@
  * Why: run stage by stage, every stage's output makes a round trip through memory, the lookups
  * find their textures evicted by the MLPs' activations, and torch's glue between the stages (the
  * MLP inputs' direction columns, the offset's uv shift) is a dozen passes over each chunk: about
- * 60 ns of a `plus` query's 120 ns on 2 cores (issue 22). Here a block of 24 queries stays in L1.
+ * 60 ns of a `plus` query's 120 ns on 2 cores (issue 22). Here a block of QUERY_ROWS (96)
+ * queries stays in L1.
  */
 #include "../btf_data/lookup_kernel.c"
 #include "decoder_kernel.c"

@@ -1,5 +1,5 @@
 """NeuMIP's whole query in bfloat16 through one native kernel (``query_kernel.c``): the neural
-offset, the latent lookup, the decoder's MLP and head, a block of 24 queries at a time, for the
+offset, the latent lookup, the decoder's MLP and head, a block of 96 queries at a time, for the
 models it serves on a CPU with AVX512-BF16. The same numbers, bit for bit, as the query stage by
 stage through the separate kernels (the lookups', the MLP's, the head's), which its tests hold.
 

@@ -105,13 +105,15 @@ class YUVLogDecoder(Decoder):
         self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)
 
     def head(self, t: torch.Tensor) -> torch.Tensor:
-        """The MLP's output t (N, 6) (N, 3 without the shadow mask) -> rgb (N, 3). Evaluated
-        without autograd on the CPU by the native kernel where it is built (one pass per query
-        instead of six strided ones; decoder_native.py)."""
+        """The MLP's output t (N, 6) (N, 3 without the shadow mask) -> rgb (N, 3). On the CPU the
+        native kernel runs it where it is built, in eval mode without autograd and in training
+        (one pass per query each way instead of six strided ones; decoder_native.py)."""
         if not self.training and not torch.is_grad_enabled():
             rgb = decoder_native.yuv_log_head(t, self.yuv_to_rgb, self.shadow_mask)
             if rgb is not None:
                 return rgb
+        if self.training and decoder_native.head_served(t, self.shadow_mask):
+            return decoder_native.TrainHead.apply(t, self.yuv_to_rgb, self.shadow_mask)
         rgb = torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
         if self.shadow_mask:
             rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))

@@ -99,7 +99,7 @@ int neumip_query_bf16(const float *uv, const float *wi, const float *wo, const f
         for (int64_t r = 0; r < rows; r += 16) {
             const int64_t left = rows - r;
             const __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            head16(&out[r][0], 16, k, yuv, shadow_mask, rgb + 3 * (r0 + r));
+            head16(&out[r][0], 16, k, yuv, shadow_mask, 1, rgb + 3 * (r0 + r));
         }
     }
     return 0;

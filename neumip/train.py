@@ -29,6 +29,7 @@ from btf_data.btf_file import BTFFile, file_fingerprint
 from btf_data.errors import BTFFormatError
 from btf_data.generate import generate
 from btf_data.sampler import PyramidSampler, SamplerConfig
+from neumip import loss_native
 from neumip.checkpoint import load_optimizer_state, optimizer_state
 from neumip.config import ScheduleConfig, TrainConfig
 from neumip.evaluate import evaluate_levels, level_sheet, scores_markdown, write_report
@@ -55,7 +56,11 @@ FINISHED_NAME = "train_time.json"
 
 
 def neumip_loss(pred: torch.Tensor, target: torch.Tensor, l1_weight: float) -> torch.Tensor:
-    """MSE of log1p values (predictions clamped at -0.1 first, as the paper) + l1_weight * L1."""
+    """MSE of log1p values (predictions clamped at -0.1 first, as the paper) + l1_weight * L1.
+    On the CPU the native kernel computes it with its gradient in one pass (loss_native.py)."""
+    native = loss_native.native_loss(pred, target, l1_weight)
+    if native is not None:
+        return native
     mse = torch.mean((torch.log1p(pred.clamp_min(-0.1)) - torch.log1p(target)) ** 2)
     return mse + l1_weight * torch.mean(torch.abs(pred - target))
 

@@ -76,16 +76,38 @@ class Decoder(nn.Module):
         x[:, c + e : c + 2 * e] = encode_direction(wo, self.encoding)
         return x
 
+    def extra_input(self, base: torch.Tensor | None) -> torch.Tensor | None:
+        """The MLP's input columns after the directions (N, k), or None (the default)."""
+        return None
+
     def forward(self, latent: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                 base: torch.Tensor | None = None) -> torch.Tensor:
-        """latent (N, C), wi (N, 3), wo (N, 3), base (N, 3) or None -> rgb (N, 3)."""
+        """latent (N, C), wi (N, 3), wo (N, 3), base (N, 3) or None -> rgb (N, 3).
+
+        With autograd the MLP's input is one concatenation, whose backward only slices the
+        gradient; without, the columns are written into an :meth:`input_buffer` (each in-place
+        write would, under autograd, clone the whole input gradient backwards)."""
+        if torch.is_grad_enabled():
+            extra = self.extra_input(base)
+            x = torch.cat([latent, encode_direction(wi, self.encoding), encode_direction(wo, self.encoding)]
+                          + ([] if extra is None else [extra]), dim=1)
+            return self.run(x, base)
         x, slot = self.input_buffer(latent.shape[0], latent.device)
         slot.copy_(latent)
         return self.decode(x, wi, wo, base)
 
     def decode(self, x: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
                base: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`forward` on an :meth:`input_buffer` x whose slot holds the latent."""
+        """:meth:`forward` on an :meth:`input_buffer` x whose slot holds the latent: the rest of its
+        columns written here."""
+        x = self._directions_into(x, wi, wo)
+        extra = self.extra_input(base)
+        if extra is not None:
+            x[:, x.shape[1] - extra.shape[1] :] = extra
+        return self.run(x, base)
+
+    def run(self, x: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """The MLP and the head on the MLP's whole input x (N, mlp.n_in) -> rgb (N, 3)."""
         raise NotImplementedError
 
 
@@ -119,10 +141,9 @@ class YUVLogDecoder(Decoder):
             rgb = rgb * (0.1 + torch.sigmoid(t[:, 3:6]))
         return rgb if self.training else rgb.clamp_min(0.0)
 
-    def decode(self, x: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
-               base: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
         """rgb (N, 3); ``base`` is not used."""
-        return self.head(self.mlp(self._directions_into(x, wi, wo)))
+        return self.head(self.mlp(x))
 
 
 class LobeResidualDecoder(Decoder):
@@ -142,13 +163,15 @@ class LobeResidualDecoder(Decoder):
         self.mlp.zero_output_layer()
         self.register_buffer("yuv_to_rgb", YUV_TO_RGB.clone(), persistent=False)
 
-    def decode(self, x: torch.Tensor, wi: torch.Tensor, wo: torch.Tensor,
-               base: torch.Tensor | None = None) -> torch.Tensor:
-        """rgb (N, 3) from the lobe's rgb ``base`` (N, 3) and the rest."""
+    def extra_input(self, base: torch.Tensor | None) -> torch.Tensor | None:
+        """log1p of the lobe's rgb (N, 3)."""
         if base is None:
             raise ValueError("the lobe_residual decoder needs the lobe's rgb (base)")
-        x = self._directions_into(x, wi, wo)
-        x[:, -3:] = torch.log1p(base.clamp_min(0.0))
+        return torch.log1p(base.clamp_min(0.0))
+
+    def run(self, x: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """rgb (N, 3) from the lobe's rgb ``base`` (N, 3) and the rest."""
+        assert base is not None  # extra_input said so
         t = self.mlp(x)
         rgb = base * (2.0 * torch.sigmoid(t[:, 3:6])) + torch.expm1(t[:, :3] @ self.yuv_to_rgb.t())
         return rgb if self.training else rgb.clamp_min(0.0)

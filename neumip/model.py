@@ -238,19 +238,26 @@ class NeuMIP(nn.Module):
         wo_net = wo if g is None else limit_elevation(wo, g.min_cos_wo)
         if self.offset is not None:
             uv = self.offset(uv, wo_net, sigma)
-        base = None
-        # The latents go straight into the decoder's input (no concatenation copies them again).
-        x, slot = self.decoder.input_buffer(uv.shape[0], uv.device)
+        base, latent = None, None
         c = self.pyramid.channels
-        if self.lobe is None:
-            self.pyramid(uv, lod, sigma, out=slot[:, :c])
-        else:  # the lobe's texels in the latents' lookup (unblurred): one lookup for both
+        if self.lobe is not None:  # the lobe's texels in the latents' lookup (unblurred): one for both
             both = self.pyramid(uv, lod, sigma, beside=list(self.lobe.levels))
             beyond = None if g is None else (wi[:, 2] < g.min_cos_wi, wo[:, 2] < g.min_cos_wo)
-            slot[:, :c] = both[:, :c]
+            latent = both[:, :c]
             base = self.lobe.shade_raw(both[:, c:], wi, wo, beyond)
-        if self.horizon is not None:
-            slot[:, c:] = self.horizon(uv, lod, wi_net, wo_net, sigma)
+        horizon = None if self.horizon is None else self.horizon(uv, lod, wi_net, wo_net, sigma)
+        if torch.is_grad_enabled():  # the decoder concatenates its input (see Decoder.forward)
+            latent = self.pyramid(uv, lod, sigma) if latent is None else latent
+            latent = latent if horizon is None else torch.cat([latent, horizon], dim=1)
+            return self.decoder(latent, wi_net, wo_net, base)
+        # The latents go straight into the decoder's input (no concatenation copies them again).
+        x, slot = self.decoder.input_buffer(uv.shape[0], uv.device)
+        if latent is None:
+            self.pyramid(uv, lod, sigma, out=slot[:, :c])
+        else:
+            slot[:, :c] = latent
+        if horizon is not None:
+            slot[:, c:] = horizon
         return self.decoder.decode(x, wi_net, wo_net, base)
 
     # -- checkpoints -------------------------------------------------------------------------

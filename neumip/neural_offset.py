@@ -46,9 +46,14 @@ class NeuralOffset(nn.Module):
         """Depth r (N,) in uv units for uv (N, 2) and wo (N, 3)."""
         texture = self.blurred_texture(max(blur_sigma, self.blur_min))
         c = texture.shape[-1]
-        x = torch.empty(uv.shape[0], c + 2, device=uv.device)  # the MLP's input: latent, wo.xy
-        lookup_bilinear(texture, uv, out=x[:, :c])
-        x[:, c:] = wo[:, :2]
+        if torch.is_grad_enabled() and (texture.requires_grad or uv.requires_grad):
+            # the MLP's input: latent, wo.xy; concatenated, whose backward only slices (an in-place
+            # write into a buffer would clone the whole input gradient backwards)
+            x = torch.cat([lookup_bilinear(texture, uv), wo[:, :2]], dim=1)
+        else:  # written in place: the lookup straight into its columns
+            x = torch.empty(uv.shape[0], c + 2, device=uv.device)
+            lookup_bilinear(texture, uv, out=x[:, :c])
+            x[:, c:] = wo[:, :2]
         return self.depth_scale * self.mlp(x)[:, 0]
 
     def forward(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:

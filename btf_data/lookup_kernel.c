@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 typedef struct {
     int64_t x0, x1, y0, y1;
@@ -75,6 +78,29 @@ static inline const float *row_of(const float *table, int64_t c, int64_t off, in
     default: LOOP(c) break;                                                                      \
     }
 
+#if defined(__AVX512F__)
+/* Up to 16 channels as one vector: a row's channels in the lanes of mask m (loads leave the other
+ * lanes 0 and never touch their memory; stores leave it alone). The same operations per channel
+ * as the scalar code, so the same numbers; a few vector instructions per corner instead of a
+ * scalar loop over the channels (7 for the latents: a loop the compiler leaves scalar). */
+static inline __mmask16 channel_mask(int64_t c) { return (__mmask16)((1u << c) - 1u); }
+
+static inline __m512 lerp16(__m512 a, __m512 b, __m512 t) {
+    return _mm512_add_ps(a, _mm512_mul_ps(_mm512_sub_ps(b, a), t));
+}
+
+/* One level's bilinear value of a query's corners q. */
+static inline __m512 bilinear16(const float *table, int64_t C, __mmask16 m, int64_t off, int64_t b, int64_t h,
+                                int64_t w, Corners q) {
+    const __m512 tx = _mm512_set1_ps(q.tx);
+    __m512 t00 = _mm512_maskz_loadu_ps(m, row_of(table, C, off, b, h, w, q.y0, q.x0));
+    __m512 t01 = _mm512_maskz_loadu_ps(m, row_of(table, C, off, b, h, w, q.y0, q.x1));
+    __m512 t10 = _mm512_maskz_loadu_ps(m, row_of(table, C, off, b, h, w, q.y1, q.x0));
+    __m512 t11 = _mm512_maskz_loadu_ps(m, row_of(table, C, off, b, h, w, q.y1, q.x1));
+    return lerp16(lerp16(t00, t01, tx), lerp16(t10, t11, tx), _mm512_set1_ps(q.ty));
+}
+#endif
+
 /* One query: out[0..c) = trilinear value. C is a compile-time constant in the specialised copies. */
 static inline __attribute__((always_inline)) void forward_one(
     const float *table, int64_t C, int64_t n_levels, const int64_t *offs, const int64_t *hs,
@@ -83,6 +109,17 @@ static inline __attribute__((always_inline)) void forward_one(
     float f;
     int inside;
     level_pair(lod, n_levels, &lo, &hi, &f, &inside);
+#if defined(__AVX512F__)
+    if (C <= 16) {
+        const __mmask16 m = channel_mask(C);
+        __m512 val = bilinear16(table, C, m, offs[lo], b, hs[lo], ws[lo], corners_of(u, v, hs[lo], ws[lo]));
+        if (hi != lo && f != 0.0f) /* one level when the lod selects it alone, as below */
+            val = lerp16(val, bilinear16(table, C, m, offs[hi], b, hs[hi], ws[hi], corners_of(u, v, hs[hi], ws[hi])),
+                         _mm512_set1_ps(f));
+        _mm512_mask_storeu_ps(out, m, val);
+        return;
+    }
+#endif
     float val[2][64];
     const int64_t lv[2] = {lo, hi};
     /* One level when the lod selects it alone (bilinear lookups, lods clamped to either end,
@@ -169,6 +206,31 @@ static inline __attribute__((always_inline)) void backward_one(
                               offs[k] + (b * h + q.y1) * w + q.x0, offs[k] + (b * h + q.y1) * w + q.x1};
         const float a[4] = {(1.0f - q.tx) * (1.0f - q.ty) * wl[s], q.tx * (1.0f - q.ty) * wl[s],
                             (1.0f - q.tx) * q.ty * wl[s], q.tx * q.ty * wl[s]};
+#if defined(__AVX512F__)
+        if (C <= 16) { /* forward_one's vectors: the same operations per channel */
+            const __mmask16 m = channel_mask(C);
+            const __m512 gv = _mm512_maskz_loadu_ps(m, g);
+            for (int i = 0; i < 4; ++i) {
+                float *row = gtab + r[i] * C;
+                _mm512_mask_storeu_ps(row, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, row),
+                                                            _mm512_mul_ps(_mm512_set1_ps(a[i]), gv)));
+            }
+            if (!guv && !glod) continue;
+            const __m512 tx = _mm512_set1_ps(q.tx), ty = _mm512_set1_ps(q.ty);
+            const __m512 t00 = _mm512_maskz_loadu_ps(m, table + r[0] * C), t01 = _mm512_maskz_loadu_ps(m, table + r[1] * C);
+            const __m512 t10 = _mm512_maskz_loadu_ps(m, table + r[2] * C), t11 = _mm512_maskz_loadu_ps(m, table + r[3] * C);
+            const __m512 d0 = _mm512_sub_ps(t01, t00), d1 = _mm512_sub_ps(t11, t10);
+            const __m512 top = _mm512_add_ps(t00, _mm512_mul_ps(d0, tx));
+            const __m512 bottom = _mm512_add_ps(t10, _mm512_mul_ps(d1, tx));
+            const __m512 dy = _mm512_sub_ps(bottom, top);
+            const __m512 dx = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.0f - q.ty), d0), _mm512_mul_ps(ty, d1));
+            du += wl[s] * _mm512_reduce_add_ps(_mm512_mul_ps(gv, dx)) * (float)w;
+            dv += wl[s] * _mm512_reduce_add_ps(_mm512_mul_ps(gv, dy)) * (float)h;
+            const float sv = _mm512_reduce_add_ps(_mm512_mul_ps(gv, _mm512_add_ps(top, _mm512_mul_ps(dy, ty))));
+            dl += s == 0 ? -sv : sv;
+            continue;
+        }
+#endif
         for (int i = 0; i < 4; ++i) {
             float *restrict row = gtab + r[i] * C;
             for (int64_t ch = 0; ch < C; ++ch) row[ch] += a[i] * g[ch];

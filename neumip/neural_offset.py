@@ -59,4 +59,6 @@ class NeuralOffset(nn.Module):
     def forward(self, uv: torch.Tensor, wo: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
         """Shifted uv (N, 2)."""
         r = self.depth(uv, wo, blur_sigma)
-        return uv + r[:, None] * wo[:, :2] / wo[:, 2:3].clamp_min(self.min_cos)
+        # the direction's shift per unit depth first: it needs no gradient, so autograd keeps
+        # one product (r times it) instead of a product and a division of r's graph
+        return uv + r[:, None] * (wo[:, :2] / wo[:, 2:3].clamp_min(self.min_cos))

@@ -75,8 +75,8 @@ int neumip_query_bf16(const float *uv, const float *wi, const float *wo, const f
                 const int64_t q = r0 + r;
                 const float depth = depth_scale * out[r][0];
                 const float z = wo[3 * q + 2] < min_cos ? min_cos : wo[3 * q + 2];
-                shifted[r][0] = uv[2 * q] + depth * wo[3 * q] / z;
-                shifted[r][1] = uv[2 * q + 1] + depth * wo[3 * q + 1] / z;
+                shifted[r][0] = uv[2 * q] + depth * (wo[3 * q] / z);
+                shifted[r][1] = uv[2 * q + 1] + depth * (wo[3 * q + 1] / z);
             }
         } else {
             for (int64_t r = 0; r < rows; ++r) {

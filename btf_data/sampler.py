@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from btf_data import draw_native
 from btf_data.btf_file import BTFFile
 from btf_data.lookup import (
     Atlas,
@@ -158,7 +159,13 @@ class PyramidSampler:
         """(image index, lod, uv) of n queries over n_images images, the indices in ascending order:
         the same draws sorted by counting, so that the ground truth is read image by image (its
         reads nearer each other in the caches and the TLB). uv and lod are drawn independently of
-        the image, so the batch is as random as in the order drawn."""
+        the image, so the batch is as random as in the order drawn. Continuous lods are drawn by
+        the native kernel where it is built (draw_native.py), else by torch."""
+        if self.cfg.lod == "continuous":
+            native = draw_native.draw_queries(self.generator, n, n_images, self.max_lod,
+                                              self.cfg.lod_sampling, self.cfg.lod_power)
+            if native is not None:
+                return tuple(t.to(self.device) for t in native)  # type: ignore[return-value]
         index = torch.randint(n_images, (n,), generator=self.generator)
         index = torch.repeat_interleave(torch.arange(n_images), torch.bincount(index, minlength=n_images))
         return (index.to(self.device), *self._draw_texels(n))

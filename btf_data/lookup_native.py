@@ -93,15 +93,16 @@ class _Trilinear(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         table, uv, lod, index = ctx.saved_tensors
         lay = ctx.lay
-        grad = grad.contiguous().float()
+        if grad.dtype != torch.float32 or grad.stride(1) != 1:  # rows may be strided (a slice of
+            grad = grad.float().contiguous()                     # the decoder's input gradient)
         n, c = uv.shape[0], table.shape[-1]
         g_table = torch.empty_like(table)
         g_uv = torch.empty(n, 2) if ctx.needs_input_grad[1] else None
         g_lod = torch.empty(n) if lod is not None and ctx.needs_input_grad[2] else None
         failed = _library().trilinear_backward(
             _ptr(table), table.shape[0], c, lay.n_levels, _ptr(lay.offs), _ptr(lay.hs), _ptr(lay.ws),
-            _ptr(uv), _ptr(lod), _ptr(index), n, _ptr(grad), c, _ptr(g_table), _ptr(g_uv), _ptr(g_lod),
-            torch.get_num_threads())
+            _ptr(uv), _ptr(lod), _ptr(index), n, _ptr(grad), grad.stride(0), _ptr(g_table), _ptr(g_uv),
+            _ptr(g_lod), torch.get_num_threads())
         if failed:
             raise MemoryError("native lookup backward: no memory for the per-thread gradient copies")
         return g_table, g_uv, g_lod, None, None

@@ -42,6 +42,24 @@ def test_values_and_gradients_equal_the_gather_path(channels):
         assert off.float().mean() < 1e-3
 
 
+def test_a_strided_output_gradient_gives_the_gradients_of_a_contiguous_one():
+    """The lookup's output concatenated with more columns (as the decoder's input): its gradient
+    arrives as a column slice with strided rows, which the kernel reads in place."""
+    g = torch.Generator().manual_seed(11)
+    levels = [torch.randn(1, 32 >> k, 32 >> k, 16, generator=g, requires_grad=True) for k in range(5)]
+    n = 3001
+    uv = torch.rand(n, 2, generator=g).requires_grad_(True)
+    lod = torch.rand(n, generator=g) * 4
+    w = torch.randn(n, 20, generator=g)
+    got = lookup_native.trilinear_levels(levels, uv, lod)
+    x = torch.cat([got, torch.zeros(n, 4)], dim=1)  # its backward hands the lookup w[:, :16]
+    g_strided = torch.autograd.grad((x * w).sum(), [*levels, uv])
+    again = lookup_native.trilinear_levels(levels, uv, lod)
+    g_contiguous = torch.autograd.grad((again * w[:, :16].contiguous()).sum(), [*levels, uv])
+    for a, b in zip(g_strided, g_contiguous, strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("lod_value", [None, -1.0, 0.0, 2.0, 4.0, 6.0])
 def test_single_level_reads_equal_the_gather_path_with_gradients(lod_value):
     """The kernel reads one level where the lod selects it alone (bilinear lookups, integer lods,

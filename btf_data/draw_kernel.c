@@ -74,17 +74,11 @@ int draw_queries(uint64_t seed, int64_t n, int64_t n_images, float max_lod, int 
     int64_t *counts = (int64_t *)calloc((size_t)(n_threads * n_images), sizeof(int64_t));
     if (!counts) return 2;
     const float log4 = logf(4.0f);
-#pragma omp parallel num_threads(n_threads)
-    {
-        int t = 0, nt = 1;
-#ifdef _OPENMP
-        extern int omp_get_thread_num(void);
-        extern int omp_get_num_threads(void);
-        t = omp_get_thread_num();
-        nt = omp_get_num_threads();
-#endif
+    /* n_threads parts of the queries, each counting its images into its own row of counts */
+#pragma omp parallel for num_threads(n_threads) schedule(static, 1)
+    for (int t = 0; t < n_threads; ++t) {
         int64_t *mine = counts + (int64_t)t * n_images;
-        const int64_t q0 = n * t / nt, q1 = n * (t + 1) / nt;
+        const int64_t q0 = n * t / n_threads, q1 = n * (t + 1) / n_threads;
         for (int64_t q = q0; q < q1; ++q) {
             /* the image: the high 64 bits of 64 random bits times n_images (each image's
              * probability within n_images / 2^64 of 1 / n_images) */
@@ -113,17 +107,13 @@ int draw_queries(uint64_t seed, int64_t n, int64_t n_images, float max_lod, int 
                 }
                 lod[q] = l;
             }
-#pragma omp barrier
-#pragma omp single
-        {
-            /* the indices in ascending order: image i repeated as often as it was drawn */
-            int64_t at = 0;
-            for (int64_t i = 0; i < n_images; ++i) {
-                int64_t c = 0;
-                for (int s = 0; s < nt; ++s) c += counts[(int64_t)s * n_images + i];
-                for (int64_t k = 0; k < c; ++k) index[at++] = i;
-            }
-        }
+    }
+    /* the indices in ascending order: image i repeated as often as it was drawn */
+    int64_t at = 0;
+    for (int64_t i = 0; i < n_images; ++i) {
+        int64_t c = 0;
+        for (int t = 0; t < n_threads; ++t) c += counts[(int64_t)t * n_images + i];
+        for (int64_t k = 0; k < c; ++k) index[at++] = i;
     }
     free(counts);
     return 0;

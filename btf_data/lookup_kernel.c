@@ -112,10 +112,12 @@ static inline __attribute__((always_inline)) void forward_one(
 #if defined(__AVX512F__)
     if (C <= 16) {
         const __mmask16 m = channel_mask(C);
-        __m512 val = bilinear16(table, C, m, offs[lo], b, hs[lo], ws[lo], corners_of(u, v, hs[lo], ws[lo]));
-        if (hi != lo && f != 0.0f) /* one level when the lod selects it alone, as below */
-            val = lerp16(val, bilinear16(table, C, m, offs[hi], b, hs[hi], ws[hi], corners_of(u, v, hs[hi], ws[hi])),
-                         _mm512_set1_ps(f));
+        const Corners ql = corners_of(u, v, hs[lo], ws[lo]);
+        __m512 val = bilinear16(table, C, m, offs[lo], b, hs[lo], ws[lo], ql);
+        if (hi != lo && f != 0.0f) { /* one level when the lod selects it alone, as below */
+            const Corners qh = corners_of(u, v, hs[hi], ws[hi]);
+            val = lerp16(val, bilinear16(table, C, m, offs[hi], b, hs[hi], ws[hi], qh), _mm512_set1_ps(f));
+        }
         _mm512_mask_storeu_ps(out, m, val);
         return;
     }
@@ -217,16 +219,20 @@ static inline __attribute__((always_inline)) void backward_one(
             }
             if (!guv && !glod) continue;
             const __m512 tx = _mm512_set1_ps(q.tx), ty = _mm512_set1_ps(q.ty);
-            const __m512 t00 = _mm512_maskz_loadu_ps(m, table + r[0] * C), t01 = _mm512_maskz_loadu_ps(m, table + r[1] * C);
-            const __m512 t10 = _mm512_maskz_loadu_ps(m, table + r[2] * C), t11 = _mm512_maskz_loadu_ps(m, table + r[3] * C);
+            const __m512 t00 = _mm512_maskz_loadu_ps(m, table + r[0] * C);
+            const __m512 t01 = _mm512_maskz_loadu_ps(m, table + r[1] * C);
+            const __m512 t10 = _mm512_maskz_loadu_ps(m, table + r[2] * C);
+            const __m512 t11 = _mm512_maskz_loadu_ps(m, table + r[3] * C);
             const __m512 d0 = _mm512_sub_ps(t01, t00), d1 = _mm512_sub_ps(t11, t10);
             const __m512 top = _mm512_add_ps(t00, _mm512_mul_ps(d0, tx));
             const __m512 bottom = _mm512_add_ps(t10, _mm512_mul_ps(d1, tx));
             const __m512 dy = _mm512_sub_ps(bottom, top);
-            const __m512 dx = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.0f - q.ty), d0), _mm512_mul_ps(ty, d1));
+            const __m512 dx =
+                _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(1.0f - q.ty), d0), _mm512_mul_ps(ty, d1));
             du += wl[s] * _mm512_reduce_add_ps(_mm512_mul_ps(gv, dx)) * (float)w;
             dv += wl[s] * _mm512_reduce_add_ps(_mm512_mul_ps(gv, dy)) * (float)h;
-            const float sv = _mm512_reduce_add_ps(_mm512_mul_ps(gv, _mm512_add_ps(top, _mm512_mul_ps(dy, ty))));
+            const __m512 val = _mm512_add_ps(top, _mm512_mul_ps(dy, ty));
+            const float sv = _mm512_reduce_add_ps(_mm512_mul_ps(gv, val));
             dl += s == 0 ? -sv : sv;
             continue;
         }

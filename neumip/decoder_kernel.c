@@ -98,7 +98,8 @@ static inline void head16_backward(const float *t, int width, const float *g, __
         __m512 de = _mm512_mul_ps(gc, ex);
         if (shadow_mask) {
             /* 1 - s as sigmoid(-x), not 1 - s, which cancels where s is near 1 */
-            __m512 s = sigmoid16(in[3 + c]), s_rest = sigmoid16(_mm512_sub_ps(_mm512_setzero_ps(), in[3 + c]));
+            __m512 s = sigmoid16(in[3 + c]);
+            __m512 s_rest = sigmoid16(_mm512_sub_ps(_mm512_setzero_ps(), in[3 + c]));
             de = _mm512_mul_ps(de, _mm512_add_ps(_mm512_set1_ps(0.1f), s));
             __m512 ds = _mm512_mul_ps(_mm512_mul_ps(gc, e), _mm512_mul_ps(s, s_rest));
             _mm512_mask_i32scatter_ps(gt + 3 + c, k, t_idx, ds, 4);

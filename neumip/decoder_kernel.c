@@ -1,6 +1,7 @@
-/* The paper's decoder head (neumip/decoder.py, YUVLogDecoder.head, eval mode) in one pass per
- * query on the CPU: rgb = max(expm1(M t[0:3]) * (0.1 + sigmoid(t[3:6])), 0), M the YUV -> RGB
- * matrix, t the MLP's output; without the shadow mask rgb = max(expm1(M t[0:3]), 0).
+/* The paper's decoder head (neumip/decoder.py, YUVLogDecoder.head) in one pass per query on the
+ * CPU: rgb = max(expm1(M t[0:3]) * (0.1 + sigmoid(t[3:6])), 0), M the YUV -> RGB matrix, t the
+ * MLP's output; without the shadow mask rgb = max(expm1(M t[0:3]), 0). Training's head is the
+ * same without the clamp, and its backward pass is here too (yuv_log_head_backward).
  *
  * Why: torch runs it as six passes over (N, 3) column views of the (N, 6) output (a matrix
  * product, expm1, sigmoid, an add, a product, a clamp), strided and so not vectorised: about 20
